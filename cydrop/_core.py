@@ -1,0 +1,397 @@
+"""cydrop's dropout API: validation and allocation here, then the kernels with the GIL released.
+
+Two faces over one implementation:
+
+* :func:`dropout` / :func:`dropout_backward` speak of ``rate``, the probability of DROPPING an
+  element (PyTorch's and Keras's meaning).
+* :func:`dropout_forward` / :func:`dropout_backward` are a drop-in for CS231n assignment 2, where
+  ``dropout_param['p']`` is the probability of KEEPING an element. It is converted to ``rate``
+  once, here, and never stored under the name ``p`` again.
+"""
+
+import numpy as np
+
+from cydrop import _kernels, _validation
+from cydrop._openmp import effective_n_threads
+from cydrop._seeds import resolve_seed
+
+__all__ = ["DropoutCache", "dropout", "dropout_backward", "dropout_forward", "dropout_mask"]
+
+_CS231N_KEYS = ("mode", "p", "seed", "offset", "mask", "n_threads")
+_CS231N_MODES = ("train", "test")
+
+
+def _threshold_and_scale(rate):
+    """Integer keep threshold (round((1 - rate) * 2**16)) and the scale 2**16 / threshold."""
+    thr = _kernels.threshold(1.0 - rate)
+    return thr, (65536.0 / thr if thr else 0.0)
+
+
+class DropoutCache:
+    """What :func:`dropout_backward` needs from a forward call; made only by cydrop.
+
+    Attributes
+    ----------
+    rate : float
+        Drop probability of the forward call (0 for an identity call).
+    seed, offset : int or None
+        The mask's seed and the global index of element 0 (None for an identity call).
+    threshold : int
+        ``round((1 - rate) * 65536)``; an element is kept when its 16 random bits are below it.
+    scale : float
+        ``65536 / threshold``: kept elements are multiplied by it.
+    shape : tuple of int
+    dtype : numpy.dtype
+    mask_mode : {'identity', 'recompute', 'bits', 'bytes'}
+        How backward gets the mask: none needed, regenerated from (seed, offset), or stored.
+    """
+
+    __slots__ = ("rate", "seed", "offset", "threshold", "scale", "shape", "dtype", "mask_mode",
+                 "_mask")
+
+    def __init__(self, *, rate, seed, offset, threshold, scale, shape, dtype, mask_mode, mask):
+        self.rate, self.seed, self.offset = rate, seed, offset
+        self.threshold, self.scale = threshold, scale
+        self.shape, self.dtype, self.mask_mode = shape, dtype, mask_mode
+        self._mask = mask
+
+    @property
+    def stored_mask(self):
+        """The stored mask (read-only): packed bits, 0/1 bytes of ``shape``, or None."""
+        return self._mask
+
+    @property
+    def nbytes(self):
+        """Memory the cache holds for backward, in bytes (0 unless a mask is stored)."""
+        return 0 if self._mask is None else self._mask.nbytes
+
+    def keep_mask(self):
+        """The forward call's keep mask as a uint8 0/1 array of ``shape`` (1 = kept)."""
+        size = int(np.prod(self.shape, dtype=np.int64))
+        if self.mask_mode == "identity":
+            return np.ones(self.shape, dtype=np.uint8)
+        if self.mask_mode == "bytes":
+            return self._mask.copy()
+        if self.mask_mode == "bits":
+            return np.unpackbits(self._mask, count=size, bitorder="little").reshape(self.shape)
+        out = np.empty(size, dtype=np.uint8)
+        _kernels.mask(size, self.seed, self.offset, self.threshold, None, out,
+                      effective_n_threads(None))
+        return out.reshape(self.shape)
+
+    def __repr__(self):
+        return (f"DropoutCache(rate={self.rate!r}, seed={self.seed!r}, offset={self.offset!r}, "
+                f"shape={self.shape!r}, dtype={self.dtype}, mask_mode={self.mask_mode!r})")
+
+
+def _flat(a):
+    """A 1-D view of a C-contiguous array (any shape, 0-d included)."""
+    return a.reshape(-1)
+
+
+def _prepare_output(x, out, inplace, x_name, out_name):
+    """Decide where the result goes. Returns (src, dst, writeback).
+
+    ``src`` is a C-contiguous array holding ``x``'s values, ``dst`` the C-contiguous array the
+    kernel writes, ``writeback`` the array to copy ``dst`` into afterwards (a non-contiguous
+    in-place target) or None.
+    """
+    if inplace:
+        if not isinstance(x, np.ndarray) or not x.flags.writeable:
+            raise ValueError(f"inplace=True needs {x_name} to be a writable numpy.ndarray; "
+                             f"{x_name} is read-only" if isinstance(x, np.ndarray) else
+                             f"inplace=True needs {x_name} to be a writable numpy.ndarray, "
+                             f"got {type(x).__name__}")
+        if out is not None and not _validation.same_buffer(out, x):
+            raise ValueError(f"inplace=True writes into {x_name}; {out_name} must be None or "
+                             f"{x_name} itself")
+        if x.flags.c_contiguous and x.flags.aligned:
+            return x, x, None
+        src = np.ascontiguousarray(x)
+        return src, src, x
+    src = x if (x.flags.c_contiguous and x.flags.aligned) else np.ascontiguousarray(x)
+    if out is None:
+        return src, np.empty(x.shape, dtype=x.dtype), None
+    _validation.check_out(out, x, out_name)
+    return src, out, None
+
+
+def _identity(x, out, inplace):
+    if out is not None and not _validation.same_buffer(out, x):
+        np.copyto(out, x)
+        return out
+    return x
+
+
+def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplace=False,
+            mask="recompute", n_threads=None):
+    """Inverted dropout: zero each element with probability ``rate``, scale the rest.
+
+    Parameters
+    ----------
+    x : array_like of float32 or float64, any shape
+        Input. Its dtype is kept; other dtypes raise TypeError.
+    rate : float, default=0.5
+        Probability of DROPPING an element, ``0 <= rate <= 1``. Kept elements are multiplied
+        by ``1 / keep``, where ``keep`` is the realised keep probability (within 2**-16 of
+        ``1 - rate``), so the expected output equals the input.
+    training : bool, default=True
+        ``False`` returns ``x`` unchanged (inference), as does ``rate == 0``.
+    seed : int or None, default=None
+        ``0 <= seed < 2**64``. The mask is a pure function of (seed, offset + element index in
+        C order). ``None`` draws a fresh seed from the OS (it is kept in the cache).
+    offset : int, default=0
+        Global index of ``x``'s first element: ``dropout(x[a:b], offset=a)`` equals
+        ``dropout(x)[a:b]`` for the same seed.
+    out : ndarray or None, default=None
+        Where to put the result: C-contiguous, writable, same shape and dtype as ``x``, not
+        overlapping it (unless it is ``x``). Returned as is.
+    inplace : bool, default=False
+        Write the result into ``x`` (which must be a writable ndarray).
+    mask : {'recompute', 'bits', 'bytes'}, default='recompute'
+        What the cache keeps for backward: nothing (the mask is regenerated from the seed),
+        the mask packed 1 bit per element, or a uint8 0/1 array. All give identical gradients.
+    n_threads : int or None, default=None
+        Threads to use; see :func:`cydrop.effective_n_threads`. Never changes the result.
+
+    Returns
+    -------
+    out : ndarray, same shape and dtype as ``x``
+        ``x * scale`` where kept, ``+0.0`` where dropped (even where ``x`` is NaN or inf: a
+        select, not a multiply). For an identity call (``training=False`` or ``rate == 0``),
+        ``x`` itself, or ``out`` filled with a copy of it.
+    cache : DropoutCache
+        Pass to :func:`dropout_backward`.
+
+    Raises
+    ------
+    TypeError
+        Non-float input, wrong argument types, ``out`` of another dtype.
+    ValueError
+        ``rate`` outside [0, 1] or NaN, bad ``seed``/``offset``/``mask``, bad ``out``, in-place
+        on a read-only array.
+
+    See Also
+    --------
+    dropout_backward : the gradient.
+    dropout_forward : the CS231n form, where ``p`` is the KEEP probability.
+    SeedStream : reproducible (seed, offset) pairs for successive calls.
+
+    Notes
+    -----
+    An element is kept when 16 bits of a counter-based xoshiro256++ stream fall below
+    ``round((1 - rate) * 65536)``; see ``cydrop.reference`` for the exact mapping. The mask is
+    identical for any ``n_threads``, chunking, build (serial or OpenMP) and ISA variant.
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> x = np.ones((2, 4), dtype=np.float32)
+    >>> y, cache = cydrop.dropout(x, 0.5, seed=0)
+    >>> y.dtype, sorted(set(y.ravel().tolist()) - {0.0, 2.0})
+    (dtype('float32'), [])
+    >>> dx = cydrop.dropout_backward(np.ones_like(x), cache)
+    >>> bool((dx == y).all())
+    True
+    """
+    x = _validation.as_float_array(x, "x")
+    rate = _validation.check_probability(rate, "rate")
+    training = _validation.check_bool(training, "training")
+    inplace = _validation.check_bool(inplace, "inplace")
+    mask = _validation.check_mask_mode(mask)
+    seed = None if seed is None else _validation.check_uint64(seed, "seed")
+    offset = _validation.check_offset(offset, x.size)
+    threads = effective_n_threads(n_threads)
+    if not training or rate == 0.0:
+        if inplace:
+            _prepare_output(x, out, inplace, "x", "out")   # same checks as a real call
+        elif out is not None:
+            _validation.check_out(out, x)
+        return _identity(x, out, inplace), DropoutCache(
+            rate=0.0, seed=None, offset=None, threshold=65536, scale=1.0, shape=x.shape,
+            dtype=x.dtype, mask_mode="identity", mask=None)
+    src, dst, writeback = _prepare_output(x, out, inplace, "x", "out")
+    seed = resolve_seed(seed)
+    thr, scale = _threshold_and_scale(rate)
+    bits = bytes_ = stored = None
+    if mask == "bits":
+        bits = stored = np.empty((x.size + 7) // 8, dtype=np.uint8)
+    elif mask == "bytes":
+        bytes_ = np.empty(x.size, dtype=np.uint8)
+        stored = bytes_.reshape(x.shape)
+    _kernels.forward(_flat(src), _flat(dst), seed, offset, thr, scale, bits, bytes_, threads)
+    if writeback is not None:
+        np.copyto(writeback, dst)
+        dst = writeback
+    if stored is not None:
+        stored.flags.writeable = False
+    return dst, DropoutCache(rate=rate, seed=seed, offset=offset, threshold=thr, scale=scale,
+                             shape=x.shape, dtype=x.dtype, mask_mode=mask, mask=stored)
+
+
+def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
+    """Gradient of dropout: ``dout`` masked and scaled exactly as the forward input was.
+
+    Parameters
+    ----------
+    dout : ndarray of float32 or float64
+        Upstream gradient, same shape and dtype as the forward input.
+    cache : DropoutCache
+        From :func:`dropout` or :func:`dropout_forward`.
+    out : ndarray or None, default=None
+        Where to put ``dx`` (same rules as in :func:`dropout`).
+    inplace : bool, default=False
+        Write ``dx`` into ``dout``.
+    n_threads : int or None, default=None
+        Threads to use; never changes the result.
+
+    Returns
+    -------
+    dx : ndarray, same shape and dtype as ``dout``
+        For an identity forward call, ``dout`` itself (or ``out`` filled with it).
+
+    Raises
+    ------
+    TypeError
+        If ``cache`` did not come from cydrop, or ``dout``'s dtype differs from the forward
+        input's.
+    ValueError
+        If ``dout``'s shape differs from the forward input's, or ``out`` is invalid.
+    """
+    if not isinstance(cache, DropoutCache):
+        raise TypeError(
+            f"cache must be the DropoutCache returned by cydrop.dropout or "
+            f"cydrop.dropout_forward, got {type(cache).__name__}")
+    dout = _validation.as_float_array(dout, "dout")
+    if dout.shape != cache.shape:
+        raise ValueError(
+            f"dout must have the forward input's shape {cache.shape}, got {dout.shape}")
+    if dout.dtype != cache.dtype:
+        raise TypeError(
+            f"dout must have the forward input's dtype {cache.dtype}, got {dout.dtype}")
+    inplace = _validation.check_bool(inplace, "inplace")
+    threads = effective_n_threads(n_threads)
+    if cache.mask_mode == "identity":
+        if inplace:
+            _prepare_output(dout, out, inplace, "dout", "out")
+        elif out is not None:
+            _validation.check_out(out, dout)
+        return _identity(dout, out, inplace)
+    src, dst, writeback = _prepare_output(dout, out, inplace, "dout", "out")
+    if cache.mask_mode == "recompute":
+        _kernels.forward(_flat(src), _flat(dst), cache.seed, cache.offset, cache.threshold,
+                         cache.scale, None, None, threads)
+    else:
+        _kernels.backward(_flat(src), _flat(dst), _flat(cache.stored_mask),
+                          cache.mask_mode == "bits", cache.scale, threads)
+    if writeback is not None:
+        np.copyto(writeback, dst)
+        dst = writeback
+    return dst
+
+
+def dropout_mask(shape, rate=0.5, *, seed, offset=0, n_threads=None):
+    """The keep mask :func:`dropout` uses for an array of ``shape``: uint8, 1 = kept.
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+    rate : float, default=0.5
+        Drop probability.
+    seed : int
+        ``0 <= seed < 2**64`` (required: a mask from a fresh seed could not be reproduced).
+    offset : int, default=0
+        Global index of the first element.
+    n_threads : int or None, default=None
+
+    Returns
+    -------
+    mask : ndarray of uint8, shape ``shape``
+
+    Examples
+    --------
+    >>> import cydrop
+    >>> m = cydrop.dropout_mask(8, 0.25, seed=1)
+    >>> m.dtype, m.shape, bool(set(m.tolist()) <= {0, 1})
+    (dtype('uint8'), (8,), True)
+    """
+    try:
+        shape = tuple(int(_validation.check_uint64(s, "shape")) for s in np.atleast_1d(shape)) \
+            if np.ndim(shape) else (int(_validation.check_uint64(shape, "shape")),)
+    except TypeError:
+        raise TypeError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
+    rate = _validation.check_probability(rate, "rate")
+    seed = _validation.check_uint64(seed, "seed")
+    size = int(np.prod(shape, dtype=object))
+    offset = _validation.check_offset(offset, size)
+    threads = effective_n_threads(n_threads)
+    thr, _ = _threshold_and_scale(rate)
+    out = np.empty(size, dtype=np.uint8)
+    _kernels.mask(size, seed, offset, thr, None, out, threads)
+    return out.reshape(shape)
+
+
+def _split_cs231n_param(dropout_param):
+    if not isinstance(dropout_param, dict):
+        raise TypeError(f"dropout_param must be a dict, got {type(dropout_param).__name__}")
+    unknown = sorted(set(dropout_param) - set(_CS231N_KEYS), key=str)
+    if unknown:
+        raise ValueError(f"dropout_param has unknown keys {unknown}; allowed keys are "
+                         f"{list(_CS231N_KEYS)}")
+    if "mode" not in dropout_param:
+        raise ValueError("dropout_param must have a 'mode' key, 'train' or 'test'")
+    mode = dropout_param["mode"]
+    if not isinstance(mode, str) or mode not in _CS231N_MODES:
+        raise ValueError(f"Invalid forward dropout mode {mode!r}; dropout_param['mode'] must "
+                         f"be 'train' or 'test'")
+    if mode == "train" and "p" not in dropout_param:
+        raise ValueError("dropout_param must have a 'p' key (the KEEP probability) in "
+                         "train mode")
+    keep = (_validation.check_probability(dropout_param["p"], "dropout_param['p']")
+            if "p" in dropout_param else 1.0)
+    return mode, keep
+
+
+def dropout_forward(x, dropout_param):
+    """Forward pass for inverted dropout, in the form of CS231n assignment 2.
+
+    Parameters
+    ----------
+    x : ndarray of float32 or float64, any shape
+    dropout_param : dict
+        - ``'mode'``: ``'train'`` or ``'test'``. In test mode ``x`` is returned unchanged.
+        - ``'p'``: the probability of KEEPING each neuron output (required in train mode).
+        - ``'seed'`` (optional): fixes the mask; the same seed gives the same mask, which the
+          assignment's numerical gradient check relies on.
+        - cydrop extensions (optional): ``'offset'``, ``'mask'`` and ``'n_threads'`` as in
+          :func:`dropout`.
+
+    Returns
+    -------
+    out : ndarray, same shape and dtype as ``x``
+    cache : DropoutCache
+        For :func:`dropout_backward`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Unknown keys or modes, ``p`` outside [0, 1], and everything :func:`dropout` rejects.
+
+    Notes
+    -----
+    Here, and only here, ``p`` is a KEEP probability, because that is the assignment's contract.
+    It is converted once into cydrop's drop ``rate = 1 - p``.
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> x = np.random.default_rng(231).standard_normal((500, 500)) + 10
+    >>> out, cache = cydrop.dropout_forward(x, {'mode': 'train', 'p': 0.7, 'seed': 1})
+    >>> bool(abs(out.mean() - 10) < 0.05), bool(abs((out == 0).mean() - 0.3) < 0.005)
+    (True, True)
+    """
+    mode, keep = _split_cs231n_param(dropout_param)
+    return dropout(x, 1.0 - keep, training=(mode == "train"),
+                   seed=dropout_param.get("seed"), offset=dropout_param.get("offset", 0),
+                   mask=dropout_param.get("mask", "recompute"),
+                   n_threads=dropout_param.get("n_threads"))

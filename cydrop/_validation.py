@@ -1,0 +1,122 @@
+"""Checks at the Python boundary: every message names the argument, the rule and the value."""
+
+import math
+import numbers
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+UINT64_MAX = 2**64 - 1
+MASK_MODES = ("recompute", "bits", "bytes")
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_probability(value, name="rate"):
+    """Return ``value`` as a float in [0, 1], or raise naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind == "f":
+            value = value.item()
+        else:
+            raise TypeError(
+                f"{name} must be a real number with 0 <= {name} <= 1, got {_short(value)} "
+                f"of type {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must satisfy 0 <= {name} <= 1, got {value!r}")
+    return value
+
+
+def check_uint64(value, name):
+    """Return ``value`` as a Python int in [0, 2**64), or raise naming ``name``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int with 0 <= {name} < 2**64, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an int with 0 <= {name} < 2**64, got {_short(value)} "
+            f"of type {type(value).__name__}") from None
+    if not 0 <= value <= UINT64_MAX:
+        raise ValueError(f"{name} must satisfy 0 <= {name} < 2**64, got {value}")
+    return value
+
+
+def check_offset(offset, size, name="offset"):
+    """Return ``offset`` as an int such that ``offset + size <= 2**64``."""
+    offset = check_uint64(offset, name)
+    if offset + size > UINT64_MAX + 1:
+        raise ValueError(
+            f"{name} + size must be <= 2**64 (element indices are 64-bit), got {name}={offset} "
+            f"with size={size}")
+    return offset
+
+
+def check_mask_mode(mask):
+    """Return ``mask`` if it is one of 'recompute', 'bits', 'bytes'."""
+    if not isinstance(mask, str) or mask not in MASK_MODES:
+        raise ValueError(f"mask must be one of {MASK_MODES}, got {_short(mask)}")
+    return mask
+
+
+def check_float_dtype(dtype, name):
+    """Raise TypeError unless ``dtype`` is float32 or float64 (any byte order)."""
+    dtype = np.dtype(dtype)
+    if dtype.fields is not None or dtype.kind != "f" or dtype.itemsize not in (4, 8):
+        hint = " (cast with .astype(np.float32) first)" if dtype == np.float16 else ""
+        raise TypeError(
+            f"{name} has dtype {dtype}; only float32 and float64 are supported{hint}")
+
+
+def as_float_array(x, name="x"):
+    """Return ``x`` as an ndarray of native float32 or float64, without copying when possible."""
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{name} must be array-like of floats: {exc}") from None
+    check_float_dtype(x.dtype, name)
+    if not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))
+    return x
+
+
+def same_buffer(a, b):
+    """Whether two arrays view exactly the same elements in the same layout."""
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype)
+
+
+def check_out(out, like, name="out"):
+    """Validate a caller's output array against ``like``, as NumPy's ``check_output`` does.
+
+    Returns ``out`` itself. ``out`` may be ``like`` itself (in-place) but must not otherwise
+    overlap it.
+    """
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != like.shape:
+        raise ValueError(f"{name} must have shape {like.shape}, got {out.shape}")
+    if out.dtype != like.dtype:
+        raise TypeError(f"{name} must have dtype {like.dtype}, got {out.dtype}")
+    if not (out.flags.c_contiguous and out.flags.writeable and out.flags.aligned):
+        raise ValueError(
+            f"{name} must be C-contiguous, writable and aligned; got "
+            f"c_contiguous={out.flags.c_contiguous}, writeable={out.flags.writeable}, "
+            f"aligned={out.flags.aligned}")
+    if not same_buffer(out, like) and np.shares_memory(out, like, max_work=10**6):
+        raise ValueError(
+            f"{name} overlaps the input without being the same array; pass the input itself "
+            f"(in-place) or a separate array")
+    return out
+
+
+def check_bool(value, name):
+    """Return ``value`` if it is a bool (NumPy's included), else raise TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {_short(value)}")
+    return bool(value)

@@ -1,0 +1,125 @@
+"""Build cydrop's extensions: Cython + C kernels, with OpenMP when the compiler has it.
+
+Environment switches
+--------------------
+CYDROP_DISABLE_OPENMP=1   build the serial extension even if OpenMP works.
+CYDROP_FAIL_NO_OPENMP=1   stop the build if the OpenMP probe fails (instead of warning).
+CYDROP_DEBUG_CYTHON=1     turn Cython's bounds and wraparound checks back on.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import textwrap
+import warnings
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join("src")
+
+PROBE = textwrap.dedent("""\
+    #include <omp.h>
+    #include <stdio.h>
+    int main(void) {
+        int n = 0;
+        #pragma omp parallel reduction(+:n)
+        n += 1;
+        printf("%d", n > 0);
+        return 0;
+    }
+    """)
+
+
+def _truthy(name):
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def openmp_flags(compiler):
+    """Compile and link flags that enable OpenMP for this compiler (cf. scikit-learn)."""
+    if sys.platform == "win32" and compiler.compiler_type == "msvc":
+        return ["/openmp"], []
+    if sys.platform == "darwin" and "openmp" in os.environ.get("CPPFLAGS", ""):
+        # Apple clang: the user supplies -Xpreprocessor -fopenmp and -lomp via CPPFLAGS/LDFLAGS.
+        return [], []
+    if sys.platform == "darwin":
+        return ["-Xpreprocessor", "-fopenmp"], ["-lomp"]
+    return ["-fopenmp"], ["-fopenmp"]
+
+
+def probe_openmp(compiler, cflags, ldflags):
+    """Whether a small OpenMP program compiles, links and runs with these flags."""
+    tmp = tempfile.mkdtemp(prefix="cydrop-openmp-")
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp)
+        with open("probe.c", "w") as fh:
+            fh.write(PROBE)
+        objects = compiler.compile(["probe.c"], extra_postargs=cflags)
+        compiler.link_executable(objects, "probe", extra_postargs=ldflags)
+        out = subprocess.run([os.path.join(tmp, "probe")], capture_output=True, text=True,
+                             timeout=60)
+        return out.returncode == 0 and out.stdout.strip() == "1"
+    except Exception:  # any compile, link or run failure means "no OpenMP"
+        return False
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BuildExt(build_ext):
+    """build_ext that adds OpenMP flags after probing the compiler once."""
+
+    def build_extensions(self):
+        cflags, ldflags = [], []
+        if _truthy("CYDROP_DISABLE_OPENMP"):
+            print("cydrop: CYDROP_DISABLE_OPENMP is set; building the serial extension")
+        else:
+            cflags, ldflags = openmp_flags(self.compiler)
+            if not probe_openmp(self.compiler, cflags, ldflags):
+                msg = ("cydrop: the compiler failed the OpenMP probe; building the SERIAL "
+                       "extension (set CYDROP_FAIL_NO_OPENMP=1 to make this an error)")
+                if _truthy("CYDROP_FAIL_NO_OPENMP"):
+                    raise RuntimeError(msg)
+                warnings.warn(msg)
+                print("\n" + "*" * 78 + "\n" + msg + "\n" + "*" * 78 + "\n")
+                cflags, ldflags = [], []
+        unix = self.compiler.compiler_type != "msvc"
+        base = ["-O3", "-std=c99"] if unix else ["/O2"]
+        for ext in self.extensions:
+            ext.extra_compile_args = base + cflags + list(ext.extra_compile_args or [])
+            ext.extra_link_args = ldflags + list(ext.extra_link_args or [])
+        super().build_extensions()
+
+
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": _truthy("CYDROP_DEBUG_CYTHON"),
+    "wraparound": _truthy("CYDROP_DEBUG_CYTHON"),
+    "initializedcheck": False,
+    "cdivision": True,
+    "embedsignature": True,
+}
+MACROS = [("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")]
+INCLUDE = [SRC, np.get_include()]
+
+extensions = [
+    Extension("cydrop._openmp", [os.path.join(SRC, "cydrop", "_openmp.pyx")],
+              include_dirs=INCLUDE, define_macros=MACROS),
+    Extension("cydrop._kernels",
+              [os.path.join(SRC, "cydrop", "_kernels.pyx"), os.path.join(SRC, "cydrop_kernels.c")],
+              include_dirs=INCLUDE, define_macros=MACROS,
+              depends=[os.path.join(SRC, f) for f in
+                       ("cydrop_rng.h", "cydrop_kernels.h", "cydrop_kernels_impl.h")]),
+]
+
+setup(
+    ext_modules=cythonize(extensions, include_path=[SRC], compiler_directives=DIRECTIVES),
+    cmdclass={"build_ext": BuildExt},
+)

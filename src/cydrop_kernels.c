@@ -1,0 +1,62 @@
+/*
+ * cydrop_kernels.c -- builds the kernel variants and says which the CPU can run.
+ *
+ * The baseline variant is plain C for any target (SSE2 on x86-64). On x86-64 with GCC or clang,
+ * AVX2 and AVX-512 variants of the same source are compiled beside it with `#pragma GCC target`,
+ * and the Cython layer picks the best supported one once at import (CYDROP_ISA pins one).
+ */
+#include <string.h>
+
+#include "cydrop_kernels.h"
+
+#define CYDROP_STR_(a) #a
+#define CYDROP_STR(a) CYDROP_STR_(a)
+
+#define CYDROP_ISA baseline
+#include "cydrop_kernels_impl.h"
+#undef CYDROP_ISA
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#define CYDROP_X86_VARIANTS 1
+
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define CYDROP_ISA avx2
+#include "cydrop_kernels_impl.h"
+#undef CYDROP_ISA
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
+#define CYDROP_ISA avx512
+#include "cydrop_kernels_impl.h"
+#undef CYDROP_ISA
+#pragma GCC pop_options
+#endif
+
+static const cydrop_kernels *const cydrop_all[] = {
+    &cydrop_table_baseline,
+#ifdef CYDROP_X86_VARIANTS
+    &cydrop_table_avx2,
+    &cydrop_table_avx512,
+#endif
+};
+
+const cydrop_kernels *const *cydrop_variants(int *count)
+{
+    *count = (int)(sizeof cydrop_all / sizeof cydrop_all[0]);
+    return cydrop_all;
+}
+
+int cydrop_variant_supported(const cydrop_kernels *k)
+{
+#ifdef CYDROP_X86_VARIANTS
+    __builtin_cpu_init();
+    if (k == &cydrop_table_avx2)
+        return __builtin_cpu_supports("avx2");
+    if (k == &cydrop_table_avx512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#endif
+    return k != NULL;
+}
