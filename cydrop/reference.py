@@ -12,7 +12,8 @@ The mapping from (seed, global element index ``g``) to a keep decision is::
     w[i]    = mix64(bkey + (i + 1) * GOLDEN)        # i = 0..31
     lane j  = xoshiro256++ with state w[4j], w[4j+1], w[4j+2], w[4j+3]   (j = 0..7)
     e       = g % 4096; step = e // 32; r = e % 32
-    u       = bits 16*(r // 8) .. 16*(r // 8) + 15 of lane (r % 8)'s output number `step`
+    u       = bits 16*(r % 4) .. 16*(r % 4) + 15 of lane (r // 4)'s output number `step`
+              (a step's eight lane outputs, read as 32 little-endian uint16, are its draws)
     keep    = u < threshold,  threshold = round(keep_probability * 65536)
 """
 
@@ -76,7 +77,7 @@ def _block_words(key, blocks):
         w = _mix64(bkey[:, None] + i[None, :] * GOLDEN)          # (B, 32)
         w = w.reshape(-1, LANES, 4)                               # lane j uses w[4j .. 4j+3]
         s0, s1, s2, s3 = (w[:, :, k].copy() for k in range(4))
-        draws = np.empty((len(blocks), BLOCK // PER_STEP, 4, LANES), dtype=np.uint16)
+        outs = np.empty((len(blocks), BLOCK // PER_STEP, LANES), dtype="<u8")
         for step in range(BLOCK // PER_STEP):
             out = _rotl(s0 + s3, 23) + s0
             t = s1 << np.uint64(17)
@@ -86,9 +87,8 @@ def _block_words(key, blocks):
             s0 ^= s3
             s2 ^= t
             s3 = _rotl(s3, 45)
-            for k in range(4):
-                draws[:, step, k, :] = (out >> np.uint64(16 * k)) & np.uint64(0xFFFF)
-    return draws.reshape(len(blocks), BLOCK)
+            outs[:, step, :] = out
+    return outs.view("<u2").reshape(len(blocks), BLOCK)
 
 
 def keep_mask(size, keep, seed, offset=0):

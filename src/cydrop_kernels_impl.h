@@ -18,90 +18,128 @@
 #define CYDROP_CAT(a, b) CYDROP_CAT_(a, b)
 #define CYDROP_FN(name) CYDROP_CAT(name, CYDROP_ISA)
 
-/* m[i] := all ones if global element g0 + i is kept, else 0, for i < count <= CYDROP_CHUNK. */
-static void CYDROP_FN(cydrop_fill_keep)(uint64_t key, uint64_t g0, int64_t count, uint32_t thr,
-                                        uint32_t *restrict m)
+/* d[i] := the 16-bit draw of global element g0 + i, for i < count <= CYDROP_CHUNK.
+ * A step's eight 64-bit lane outputs, read as 32 little-endian uint16, are the draws of 32
+ * consecutive elements (lane j feeds elements 4j .. 4j + 3 of the step). */
+static void CYDROP_FN(cydrop_fill_draws)(uint64_t key, uint64_t g0, int64_t count,
+                                         uint16_t *restrict d)
 {
     uint64_t out[CYDROP_LANES];
-    uint32_t tmp[CYDROP_PER_STEP];
+    uint16_t tmp[CYDROP_PER_STEP];
     cydrop_lanes st;
     while (count > 0) {
         const uint64_t block = g0 / CYDROP_BLOCK;
         const int64_t e0 = (int64_t)(g0 % CYDROP_BLOCK);
         const int64_t e1 = e0 + count < CYDROP_BLOCK ? e0 + count : CYDROP_BLOCK;
         const int64_t s0 = e0 / CYDROP_PER_STEP, s1 = (e1 + CYDROP_PER_STEP - 1) / CYDROP_PER_STEP;
+        const int64_t full0 = (e0 + CYDROP_PER_STEP - 1) / CYDROP_PER_STEP;  /* first whole step */
+        const int64_t full1 = e1 / CYDROP_PER_STEP;                           /* past last whole */
         cydrop_lanes_seed(&st, key, block);
         for (int64_t s = 0; s < s0; s++)
             cydrop_lanes_next(&st, out);
         for (int64_t s = s0; s < s1; s++) {
-            const int64_t lo = s * CYDROP_PER_STEP, hi = lo + CYDROP_PER_STEP;
-            /* a whole step inside [e0, e1) is written in place, an edge step through tmp */
-            uint32_t *dst = (lo >= e0 && hi <= e1) ? m + (lo - e0) : tmp;
+            const int64_t lo = s * CYDROP_PER_STEP;
             cydrop_lanes_next(&st, out);
-            for (int k = 0; k < 4; k++)
-                for (int j = 0; j < CYDROP_LANES; j++)
-                    dst[k * CYDROP_LANES + j] =
-                        -(uint32_t)((uint32_t)((out[j] >> (16 * k)) & 0xffffu) < thr);
-            if (dst == tmp) {
-                const int64_t a = lo > e0 ? lo : e0, b = hi < e1 ? hi : e1;
+            if (s >= full0 && s < full1) {
+                cydrop_store_draws(d + (lo - e0), out);
+            } else {          /* an edge step: only part of it lies in [e0, e1) */
+                const int64_t a = lo > e0 ? lo : e0;
+                const int64_t b = lo + CYDROP_PER_STEP < e1 ? lo + CYDROP_PER_STEP : e1;
+                cydrop_store_draws(tmp, out);
                 for (int64_t e = a; e < b; e++)
-                    m[e - e0] = tmp[e - lo];
+                    d[e - e0] = tmp[e - lo];
             }
         }
-        m += e1 - e0;
+        d += e1 - e0;
         count -= e1 - e0;
         g0 += (uint64_t)(e1 - e0);
     }
 }
 
-/* bits[i / 8] bit (i % 8) := m[i] & 1, for a count that may end inside a byte. */
-static void CYDROP_FN(cydrop_pack_bits)(const uint32_t *restrict m, int64_t count,
+/* keep[i] := d[i] < thr as 0/1 bytes. */
+static void CYDROP_FN(cydrop_keep_bytes)(const uint16_t *restrict d, int64_t count, uint32_t thr,
+                                         uint8_t *restrict keep)
+{
+    for (int64_t i = 0; i < count; i++)
+        keep[i] = (uint8_t)((uint32_t)d[i] < thr);
+}
+
+/* bits[i / 8] bit (i % 8) := keep[i], for 0/1 bytes keep; count may end inside a byte. */
+static void CYDROP_FN(cydrop_pack_bits)(const uint8_t *restrict keep, int64_t count,
                                         uint8_t *restrict bits)
 {
-    const int64_t nbytes = (count + 7) / 8;
-    for (int64_t b = 0; b < nbytes; b++) {
+    int64_t b = 0;
+    for (; 8 * b + 8 <= count; b++) {
+        uint64_t v;
+        memcpy(&v, keep + 8 * b, 8);
+        /* gathers the low bit of byte t into bit t of the top byte (little-endian load) */
+        bits[b] = (uint8_t)((cydrop_le64(v) * 0x0102040810204080ULL) >> 56);
+    }
+    if (8 * b < count) {
         uint8_t v = 0;
-        for (int t = 0; t < 8 && 8 * b + t < count; t++)
-            v |= (uint8_t)((m[8 * b + t] & 1u) << t);
+        for (int t = 0; 8 * b + t < count; t++)
+            v |= (uint8_t)(keep[8 * b + t] << t);
         bits[b] = v;
     }
 }
 
+/* keep[i] := bit i of the packed mask, as 0/1 bytes. */
 static void CYDROP_FN(cydrop_unpack_bits)(const uint8_t *restrict bits, int64_t count,
-                                          uint32_t *restrict m)
+                                          uint8_t *restrict keep)
 {
     for (int64_t i = 0; i < count; i++)
-        m[i] = -(uint32_t)((bits[i >> 3] >> (i & 7)) & 1u);
+        keep[i] = (uint8_t)((bits[i >> 3] >> (i & 7)) & 1u);
 }
 
-static void CYDROP_FN(cydrop_unpack_bytes)(const uint8_t *restrict bytes, int64_t count,
-                                           uint32_t *restrict m)
-{
-    for (int64_t i = 0; i < count; i++)
-        m[i] = -(uint32_t)(bytes[i] != 0);
-}
-
-/* y := x * scale where m is set, +0.0 elsewhere (a select on bits: NaN and inf drop to +0.0). */
-static void CYDROP_FN(cydrop_apply_f32)(const float *x, float *y, const uint32_t *restrict m,
-                                        int64_t count, float scale)
+/* y := x * scale where d < thr, +0.0 elsewhere (a select on bits: NaN and inf drop to +0.0). */
+static void CYDROP_FN(cydrop_apply_draws_f32)(const float *x, float *y, const uint16_t *restrict d,
+                                              int64_t count, uint32_t thr, float scale)
 {
     for (int64_t i = 0; i < count; i++) {
         const float v = x[i] * scale;
         uint32_t b;
         memcpy(&b, &v, sizeof b);
-        b &= m[i];
+        b &= -(uint32_t)((uint32_t)d[i] < thr);
         memcpy(&y[i], &b, sizeof b);
     }
 }
 
-static void CYDROP_FN(cydrop_apply_f64)(const double *x, double *y, const uint32_t *restrict m,
-                                        int64_t count, double scale)
+static void CYDROP_FN(cydrop_apply_draws_f64)(const double *x, double *y,
+                                              const uint16_t *restrict d, int64_t count,
+                                              uint32_t thr, double scale)
 {
     for (int64_t i = 0; i < count; i++) {
         const double v = x[i] * scale;
         uint64_t b;
         memcpy(&b, &v, sizeof b);
-        b &= (uint64_t)(int64_t)(int32_t)m[i];
+        b &= -(uint64_t)((uint32_t)d[i] < thr);
+        memcpy(&y[i], &b, sizeof b);
+    }
+}
+
+/* y := x * scale where keep (0/1 bytes, any nonzero counts as kept), +0.0 elsewhere. */
+static void CYDROP_FN(cydrop_apply_keep_f32)(const float *x, float *y,
+                                             const uint8_t *restrict keep, int64_t count,
+                                             float scale)
+{
+    for (int64_t i = 0; i < count; i++) {
+        const float v = x[i] * scale;
+        uint32_t b;
+        memcpy(&b, &v, sizeof b);
+        b &= -(uint32_t)(keep[i] != 0);
+        memcpy(&y[i], &b, sizeof b);
+    }
+}
+
+static void CYDROP_FN(cydrop_apply_keep_f64)(const double *x, double *y,
+                                             const uint8_t *restrict keep, int64_t count,
+                                             double scale)
+{
+    for (int64_t i = 0; i < count; i++) {
+        const double v = x[i] * scale;
+        uint64_t b;
+        memcpy(&b, &v, sizeof b);
+        b &= -(uint64_t)(keep[i] != 0);
         memcpy(&y[i], &b, sizeof b);
     }
 }
@@ -113,50 +151,55 @@ static inline int64_t CYDROP_FN(cydrop_chunk_count)(int64_t n, int64_t t)
 }
 
 /* Forward (and recompute-backward) of chunk t; bits/bytes, when not NULL, receive the mask. */
-#define CYDROP_DEFINE_FORWARD(T, SUF)                                                          \
+#define CYDROP_DEFINE_KERNELS(T, SUF)                                                          \
     static void CYDROP_FN(cydrop_forward_##SUF)(const T *x, T *y, int64_t n, uint64_t key,   \
                                                  uint64_t offset, uint32_t thr, T scale,      \
                                                  uint8_t *bits, uint8_t *bytes, int64_t t)    \
     {                                                                                          \
-        uint32_t m[CYDROP_CHUNK];                                                              \
+        uint16_t d[CYDROP_CHUNK];                                                              \
         const int64_t lo = t * CYDROP_CHUNK, cnt = CYDROP_FN(cydrop_chunk_count)(n, t);        \
-        CYDROP_FN(cydrop_fill_keep)(key, offset + (uint64_t)lo, cnt, thr, m);                 \
-        CYDROP_FN(cydrop_apply_##SUF)(x + lo, y + lo, m, cnt, scale);                          \
-        if (bits)                                                                              \
-            CYDROP_FN(cydrop_pack_bits)(m, cnt, bits + lo / 8);                                \
-        if (bytes)                                                                             \
-            for (int64_t i = 0; i < cnt; i++)                                                  \
-                bytes[lo + i] = (uint8_t)(m[i] & 1u);                                          \
+        CYDROP_FN(cydrop_fill_draws)(key, offset + (uint64_t)lo, cnt, d);                     \
+        CYDROP_FN(cydrop_apply_draws_##SUF)(x + lo, y + lo, d, cnt, thr, scale);               \
+        if (bits || bytes)                                                                     \
+            CYDROP_FN(cydrop_store_mask)(d, cnt, thr, lo, bits, bytes);                        \
     }                                                                                          \
     /* Backward of chunk t from a stored mask: packed bits (is_bits) or 0/1 bytes. */          \
     static void CYDROP_FN(cydrop_backward_##SUF)(const T *dy, T *dx, int64_t n,               \
                                                   const uint8_t *mask, int is_bits, T scale,   \
                                                   int64_t t)                                   \
     {                                                                                          \
-        uint32_t m[CYDROP_CHUNK];                                                              \
+        uint8_t keep[CYDROP_CHUNK];                                                            \
         const int64_t lo = t * CYDROP_CHUNK, cnt = CYDROP_FN(cydrop_chunk_count)(n, t);        \
-        if (is_bits)                                                                           \
-            CYDROP_FN(cydrop_unpack_bits)(mask + lo / 8, cnt, m);                              \
-        else                                                                                   \
-            CYDROP_FN(cydrop_unpack_bytes)(mask + lo, cnt, m);                                 \
-        CYDROP_FN(cydrop_apply_##SUF)(dy + lo, dx + lo, m, cnt, scale);                        \
+        const uint8_t *k = mask + lo;                                                          \
+        if (is_bits) {                                                                         \
+            CYDROP_FN(cydrop_unpack_bits)(mask + lo / 8, cnt, keep);                           \
+            k = keep;                                                                          \
+        }                                                                                      \
+        CYDROP_FN(cydrop_apply_keep_##SUF)(dy + lo, dx + lo, k, cnt, scale);                   \
     }
 
-CYDROP_DEFINE_FORWARD(float, f32)
-CYDROP_DEFINE_FORWARD(double, f64)
+/* The chunk's mask, from its draws, into packed bits and/or 0/1 bytes (either may be NULL). */
+static void CYDROP_FN(cydrop_store_mask)(const uint16_t *restrict d, int64_t cnt, uint32_t thr,
+                                         int64_t lo, uint8_t *bits, uint8_t *bytes)
+{
+    uint8_t keep[CYDROP_CHUNK];
+    uint8_t *k = bytes ? bytes + lo : keep;
+    CYDROP_FN(cydrop_keep_bytes)(d, cnt, thr, k);
+    if (bits)
+        CYDROP_FN(cydrop_pack_bits)(k, cnt, bits + lo / 8);
+}
+
+CYDROP_DEFINE_KERNELS(float, f32)
+CYDROP_DEFINE_KERNELS(double, f64)
 
 /* The keep mask alone, as packed bits and/or 0/1 bytes (either may be NULL). */
 static void CYDROP_FN(cydrop_mask)(int64_t n, uint64_t key, uint64_t offset, uint32_t thr,
                                    uint8_t *bits, uint8_t *bytes, int64_t t)
 {
-    uint32_t m[CYDROP_CHUNK];
+    uint16_t d[CYDROP_CHUNK];
     const int64_t lo = t * CYDROP_CHUNK, cnt = CYDROP_FN(cydrop_chunk_count)(n, t);
-    CYDROP_FN(cydrop_fill_keep)(key, offset + (uint64_t)lo, cnt, thr, m);
-    if (bits)
-        CYDROP_FN(cydrop_pack_bits)(m, cnt, bits + lo / 8);
-    if (bytes)
-        for (int64_t i = 0; i < cnt; i++)
-            bytes[lo + i] = (uint8_t)(m[i] & 1u);
+    CYDROP_FN(cydrop_fill_draws)(key, offset + (uint64_t)lo, cnt, d);
+    CYDROP_FN(cydrop_store_mask)(d, cnt, thr, lo, bits, bytes);
 }
 
 static const cydrop_kernels CYDROP_FN(cydrop_table) = {
@@ -166,7 +209,7 @@ static const cydrop_kernels CYDROP_FN(cydrop_table) = {
     CYDROP_FN(cydrop_mask),
 };
 
-#undef CYDROP_DEFINE_FORWARD
+#undef CYDROP_DEFINE_KERNELS
 #undef CYDROP_FN
 #undef CYDROP_CAT
 #undef CYDROP_CAT_

@@ -12,7 +12,9 @@
  *   w[i]       = mix64(bkey + (i + 1) * GOLDEN)       i = 0..31, a splitmix64 stream
  *   lane j     : xoshiro256++ with state (w[4j], w[4j+1], w[4j+2], w[4j+3]), j = 0..7
  *   e          = g % CYDROP_BLOCK;  step = e / 32;  r = e % 32
- *   u          = 16-bit chunk (r / 8) of the output of lane (r % 8) at its step-th call
+ *   u          = bits 16 (r % 4) .. 16 (r % 4) + 15 of lane (r / 4)'s output at its step-th
+ *                call; i.e. a step's eight lane outputs, read as 32 little-endian uint16, are
+ *                the draws of its 32 elements
  *   keep(g)    = u < threshold,  threshold = round(keep_probability * 65536) in [0, 65536]
  *
  * Eight lanes stored struct-of-arrays advance together, so the compiler turns a step into a few
@@ -24,6 +26,7 @@
 #define CYDROP_RNG_H
 
 #include <stdint.h>
+#include <string.h>
 
 #define CYDROP_BLOCK 4096         /* elements per independently seeded block */
 #define CYDROP_LANES 8            /* xoshiro256++ generators per block */
@@ -78,6 +81,28 @@ static inline void cydrop_lanes_next(cydrop_lanes *st, uint64_t *out)
         st->s2[j] = n2 ^ t;
         st->s3[j] = cydrop_rotl(n3, 45);
     }
+}
+
+/* A little-endian uint64 load: identity on little-endian machines, a byte swap elsewhere. */
+static inline uint64_t cydrop_le64(uint64_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return __builtin_bswap64(v);
+#else
+    return v;
+#endif
+}
+
+/* d[4j + k] := bits 16k .. 16k + 15 of out[j]: the 32 draws of one step. */
+static inline void cydrop_store_draws(uint16_t *d, const uint64_t *out)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    for (int j = 0; j < CYDROP_LANES; j++)
+        for (int k = 0; k < 4; k++)
+            d[4 * j + k] = (uint16_t)(out[j] >> (16 * k));
+#else
+    memcpy(d, out, CYDROP_LANES * sizeof(uint64_t));
+#endif
 }
 
 /* The threshold that realises keep probability `keep` (0 <= keep <= 1) within 2^-16. */
