@@ -54,8 +54,6 @@ def effective_n_threads(n_threads=None):
         n_threads = int(n_threads.__index__())
         if n_threads == 0:
             raise ValueError("n_threads must be a nonzero int or None, got 0")
-    if not CYDROP_OPENMP_ENABLED:
-        return 1
     env = os.environ.get("CYDROP_NUM_THREADS")
     if env is not None and env.strip():
         try:
@@ -67,6 +65,8 @@ def effective_n_threads(n_threads=None):
                 f"CYDROP_NUM_THREADS must be a positive integer, got {env!r}")
     else:
         max_threads = min(omp_get_max_threads(), _usable_cpus())
+    if not CYDROP_OPENMP_ENABLED:
+        return 1
     if n_threads is None:
         return max_threads
     if n_threads < 0:

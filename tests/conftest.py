@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+import cydrop
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request):
+    return np.dtype(request.param)
+
+
+def bits_of(a):
+    """The raw bits of a float array, for bit-exact comparisons (NaN == NaN, +0 != -0)."""
+    a = np.ascontiguousarray(a)
+    return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+
+
+@pytest.fixture
+def all_variants():
+    """Every ISA variant the CPU runs; restores the default afterwards."""
+    from cydrop import _kernels
+    previous = _kernels.current_variant()
+    yield _kernels.variants()
+    _kernels.set_variant(previous)
+
+
+def pytest_report_header(config):
+    from cydrop import _kernels
+    return (f"cydrop {cydrop.__version__}: openmp={cydrop.openmp_enabled()}, "
+            f"threads={cydrop.effective_n_threads()}, isa={_kernels.current_variant()} "
+            f"of {_kernels.variants()}")

@@ -1,0 +1,15 @@
+"""The examples in cydrop's docstrings run and print what they say."""
+
+import doctest
+
+import pytest
+
+import cydrop._core
+import cydrop._seeds
+
+
+@pytest.mark.parametrize("module", [cydrop._core, cydrop._seeds], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
