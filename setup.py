@@ -117,6 +117,11 @@ extensions = [
               include_dirs=INCLUDE, define_macros=MACROS,
               depends=[os.path.join(SRC, f) for f in
                        ("cydrop_rng.h", "cydrop_kernels.h", "cydrop_kernels_impl.h")]),
+    Extension("cydrop._variants",
+              [os.path.join(SRC, "cydrop", "_variants.pyx"), os.path.join(SRC, "cydrop_variants.c")],
+              include_dirs=INCLUDE, define_macros=MACROS,
+              libraries=[] if sys.platform == "win32" else ["m"],
+              depends=[os.path.join(SRC, f) for f in ("cydrop_rng.h", "cydrop_variants.h")]),
 ]
 
 setup(
