@@ -1,0 +1,205 @@
+"""``python -m cydrop bench``: cydrop against NumPy (and PyTorch), side by side in one run.
+
+Every implementation is timed round-robin in the same process (best of ``--repeat``), so the
+ratios compare like with like on a noisy machine; absolute times are only this run's.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+import cydrop
+from cydrop import _kernels
+
+SIZES = {"1K": 1 << 10, "64K": 1 << 16, "1M": 1 << 20, "4M": 1 << 22, "16M": 1 << 24,
+         "64M": 1 << 26}
+
+
+def _parse_sizes(text):
+    sizes = []
+    for tok in text.split(","):
+        tok = tok.strip().upper()
+        if tok in SIZES:
+            sizes.append((tok, SIZES[tok]))
+        elif tok.isdigit() and int(tok) > 0:
+            sizes.append((tok, int(tok)))
+        else:
+            raise argparse.ArgumentTypeError(
+                f"--sizes takes comma-separated sizes from {list(SIZES)} or positive "
+                f"integers, got {tok!r}")
+    return sizes
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _torch(threads):
+    if os.environ.get("CYDROP_BENCH_NO_TORCH"):
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def implementations(n, dtype, threads, torch=None):
+    """(name, callable) pairs for one size; each callable runs one forward or backward."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(n).astype(dtype)
+    y = np.empty_like(x)
+    keep = 0.5
+    s = dtype.type(1 / keep)
+    legacy = np.random.RandomState(0)
+    _, c_rec = cydrop.dropout(x, 0.5, seed=1)
+    _, c_bits = cydrop.dropout(x, 0.5, seed=1, mask="bits")
+    _, c_bytes = cydrop.dropout(x, 0.5, seed=1, mask="bytes")
+    impls = [
+        ("cydrop forward", lambda: cydrop.dropout(x, 0.5, seed=1, n_threads=threads)),
+        ("cydrop forward out=", lambda: cydrop.dropout(x, 0.5, seed=1, out=y,
+                                                        n_threads=threads)),
+        ("cydrop forward bits", lambda: cydrop.dropout(x, 0.5, seed=1, out=y, mask="bits",
+                                                        n_threads=threads)),
+        ("cydrop backward recompute", lambda: cydrop.dropout_backward(x, c_rec, out=y,
+                                                                      n_threads=threads)),
+        ("cydrop backward bits", lambda: cydrop.dropout_backward(x, c_bits, out=y,
+                                                                 n_threads=threads)),
+        ("cydrop backward bytes", lambda: cydrop.dropout_backward(x, c_bytes, out=y,
+                                                                  n_threads=threads)),
+        ("floor np.multiply(out=)", lambda: np.multiply(x, s, out=y)),
+        ("numpy Generator form", lambda: x * ((rng.random(n, dtype=dtype) < keep) / keep)),
+        ("CS231n form", lambda: x * ((legacy.rand(n) < keep) / keep)),
+        ("nnfs form", lambda: x * (legacy.binomial(1, keep, n) / keep)),
+    ]
+    if torch is not None:
+        tx = torch.from_numpy(x)
+        impls.append(("torch F.dropout", lambda: torch.nn.functional.dropout(tx, 0.5, True)))
+    return impls
+
+
+def measure(sizes, dtype=np.float32, threads=None, repeat=5, budget=2.0, torch=None,
+            stream=None):
+    """Time every implementation at every size; returns {size_label: {name: seconds}}."""
+    threads = cydrop.effective_n_threads(threads)
+    results = {}
+    for label, n in sizes:
+        impls = implementations(n, np.dtype(dtype), threads, torch)
+        best = {name: float("inf") for name, _ in impls}
+        for name, fn in impls:                      # warm up (page faults, caches)
+            fn()
+        inner = max(1, int(2e6 // max(n, 1)))       # several calls per sample for tiny sizes
+        deadline = time.perf_counter() + budget * len(impls)
+        for r in range(repeat):
+            for name, fn in impls:                  # round-robin: same conditions for all
+                t0 = time.perf_counter()
+                for _ in range(inner):
+                    fn()
+                best[name] = min(best[name], (time.perf_counter() - t0) / inner)
+            if r >= 2 and time.perf_counter() > deadline:
+                break
+        results[label] = best
+        if stream is not None:
+            print(f"  measured {label}", file=stream, flush=True)
+    return results
+
+
+def header(threads):
+    return (f"cydrop {cydrop.__version__} | CPU: {_cpu_model()} | cores: {os.cpu_count()} | "
+            f"threads: {threads} | ISA variant: {_kernels.current_variant()} | "
+            f"OpenMP: {cydrop.openmp_enabled()} | numpy {np.__version__}")
+
+
+def table(results, reference="cydrop forward out="):
+    """Markdown: one row per implementation, per size the time and its ratio to cydrop."""
+    labels = list(results)
+    names = list(next(iter(results.values())))
+    lines = ["| implementation | " + " | ".join(labels) + " |",
+             "| --- | " + " | ".join("---:" for _ in labels) + " |"]
+    for name in names:
+        cells = []
+        for label in labels:
+            t, ref = results[label][name], results[label][reference]
+            cells.append(f"{t * 1e6:,.1f} us ({t / ref:.2f}x)")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Each cell: best time per call, and (in brackets) that time divided by "
+                 f"'{reference}' at the same size: above 1 means slower than cydrop.")
+    return "\n".join(lines)
+
+
+def plot(results, sizes, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ns = [n for _, n in sizes]
+    for name in next(iter(results.values())):
+        ax.plot(ns, [n / results[label][name] for label, n in sizes], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("elements")
+    ax.set_ylabel("elements / s")
+    ax.set_title("dropout throughput (higher is better)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    """Entry point of ``python -m cydrop bench``; returns a process exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cydrop bench",
+        description="Time cydrop's dropout against NumPy forms (and torch) in one run.")
+    parser.add_argument("--sizes", type=_parse_sizes, default=_parse_sizes("1K,64K,1M,16M"),
+                        help="comma-separated sizes, e.g. 1K,1M,64M (default: 1K,64K,1M,16M)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for cydrop and torch (default: all usable cores)")
+    parser.add_argument("--repeat", type=int, default=7, help="samples per implementation")
+    parser.add_argument("--report", metavar="DIR",
+                        help="also write DIR/bench.md and, with matplotlib, DIR/bench.png")
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be >= 1, got {args.repeat}")
+    try:
+        threads = cydrop.effective_n_threads(args.threads)
+    except ValueError as exc:
+        parser.error(f"--threads: {exc}")
+    torch = _torch(threads)
+    head = header(threads)
+    print(head)
+    print(f"dtype {args.dtype}, rate 0.5; torch: "
+          f"{torch.__version__ if torch is not None else 'not installed'}")
+    results = measure(args.sizes, np.dtype(args.dtype), threads, args.repeat, torch=torch,
+                      stream=sys.stderr)
+    text = table(results)
+    print(text)
+    if args.report:
+        os.makedirs(args.report, exist_ok=True)
+        with open(os.path.join(args.report, "bench.md"), "w") as fh:
+            fh.write(f"# cydrop benchmark\n\n{head}\n\n{text}\n")
+        try:
+            plot(results, args.sizes, os.path.join(args.report, "bench.png"))
+        except ImportError:
+            print("matplotlib is not installed: wrote bench.md only "
+                  "(pip install 'cydrop[plot]' for the PNG)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
