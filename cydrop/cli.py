@@ -1,0 +1,312 @@
+"""Command line: ``python -m cydrop train | experiment | bench``.
+
+``python -m cydrop train`` with no arguments is the README's demo: an MLP
+with dropout on embedded spiral data, trained in seconds, with a progress
+display and a final summary table.
+
+Usage errors (bad flags, missing files, a missing optional extra) exit with
+status 2 and one line on stderr, never a traceback.
+"""
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+PROG = "python -m cydrop"
+
+
+class UsageError(Exception):
+    """A user error reported as one line on stderr with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and raise :class:`UsageError`."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _int_list(text):
+    try:
+        values = [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be integers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"must be positive integers, got {text!r}")
+    return values
+
+
+def _rate_list(text):
+    try:
+        values = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be numbers separated by commas, got {text!r}") from None
+    bad = [v for v in values if not 0 <= v <= 1]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(f"every rate must satisfy 0 <= rate <= 1, got {text!r}")
+    return values
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def _nonneg_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def _threads(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be a non-zero integer (-1 = all cores), got 0")
+    return value
+
+
+def _png(text):
+    if not text.lower().endswith(".png"):
+        raise argparse.ArgumentTypeError(f"must be a .png file name, got {text!r}")
+    return text
+
+
+def build_parser():
+    """Build the argument parser of ``python -m cydrop``.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+    """
+    parser = _Parser(prog=PROG, description="cydrop: fast reproducible dropout; train small MLPs with it.")
+    sub = parser.add_subparsers(dest="command", metavar="{train,experiment,bench}", parser_class=_Parser)
+
+    tr = sub.add_parser("train", help="train an MLP with dropout (default: the spiral demo)",
+                        description="Train an MLP with dropout and print a summary table.")
+    tr.add_argument("dataset", nargs="?", default="spiral", choices=("spiral", "digits", "mnist"),
+                    help="spiral (embedded, default), digits (needs scikit-learn) or mnist (needs PATH)")
+    tr.add_argument("path", nargs="?", default=None,
+                    help="directory of MNIST / Fashion-MNIST IDX files (mnist only)")
+    tr.add_argument("--hidden", type=_int_list, default=None, metavar="N[,N...]",
+                    help="hidden layer sizes (spiral: 128,128; others: 256,256)")
+    tr.add_argument("--rates", type=_rate_list, default=None, metavar="R[,R...]",
+                    help="dropout rate (drop probability) after each hidden layer; one value for all "
+                         "(spiral: 0.1; others: 0.2,0.5)")
+    tr.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam")
+    tr.add_argument("--lr", type=_positive_float, default=None, help="learning rate (adam: 0.005, sgd: 0.1)")
+    tr.add_argument("--decay", type=_nonneg_float, default=0.0, help="lr / (1 + decay * step)")
+    tr.add_argument("--l2", type=_nonneg_float, default=0.0, help="L2 penalty on weights and biases")
+    tr.add_argument("--epochs", type=_positive_int, default=None, help="epochs (spiral: 60; others: 10)")
+    tr.add_argument("--batch-size", type=_positive_int, default=None, help="minibatch size (default 128)")
+    tr.add_argument("--seed", type=int, default=0, help="model seed (data split, weights, masks, shuffling)")
+    tr.add_argument("--float32", action="store_true", help="train in float32 (default float64; mnist: float32)")
+    _common(tr)
+
+    ex = sub.add_parser("experiment", help="reproduce nnfs ch.15, CS231n or d2l dropout experiments",
+                        description="Run one of the classroom dropout experiments and print its table.")
+    ex.add_argument("name", choices=("nnfs", "cs231n", "d2l"))
+    ex.add_argument("--epochs", type=_positive_int, default=None,
+                    help="override the experiment's epochs (nnfs 10000, cs231n 25, d2l 100 on digits)")
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--hidden", type=_int_list, default=None, metavar="N[,N...]",
+                    help="nnfs: hidden sizes to run (default 64,512)")
+    ex.add_argument("--dataset", choices=("digits", "mnist", "fashion-mnist"), default="digits",
+                    help="d2l: dataset (mnist / fashion-mnist need --data)")
+    ex.add_argument("--data", default=None, metavar="PATH", help="d2l: directory of IDX files")
+    _common(ex)
+
+    sub.add_parser("bench", help="dropout kernel benchmarks (arguments are passed on)", add_help=False)
+    return parser
+
+
+def _common(p):
+    p.add_argument("--plot", type=_png, default=None, metavar="FILE.png",
+                   help="save a PNG of the curves (needs matplotlib: pip install 'cydrop[plot]')")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N",
+                   help="threads for the dropout kernels (default: all usable cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress display, only the final table")
+
+
+# ---------------------------------------------------------------------------
+
+
+def _load_dataset(args):
+    from . import data
+
+    if args.dataset == "spiral":
+        if args.path is not None:
+            raise UsageError(f"{PROG} train: PATH is only used with mnist, got {args.path!r} for spiral")
+        X, y = data.spiral_data(1000, 3, seed=args.seed)
+        X_val, y_val = data.spiral_data(300, 3, seed=args.seed + 1)
+        return X, y, X_val, y_val
+    if args.dataset == "digits":
+        if args.path is not None:
+            raise UsageError(f"{PROG} train: PATH is only used with mnist, got {args.path!r} for digits")
+        X, y = data.load_digits()
+        return data.train_val_split(X, y, 0.25, seed=args.seed)
+    if args.path is None:
+        raise UsageError(f"{PROG} train: mnist needs PATH, a directory holding train-images-idx3-ubyte[.gz] "
+                         "and the other IDX files")
+    X, y = data.load_mnist(args.path, "train")
+    X_val, y_val = data.load_mnist(args.path, "test")
+    return X, y, X_val, y_val
+
+
+def _train(args, out):
+    from .experiments import format_table, require_matplotlib
+    from .nn import Progress, Solver, mlp
+    import cydrop
+
+    if args.plot:
+        require_matplotlib()
+    n_threads = cydrop.effective_n_threads(args.threads)
+    spiral = args.dataset == "spiral"
+    hidden = args.hidden or ([128, 128] if spiral else [256, 256])
+    rates = args.rates or ([0.1] if spiral else [0.2, 0.5])
+    if len(rates) == 1:
+        rates = rates * len(hidden)
+    if len(rates) != len(hidden):
+        raise UsageError(f"{PROG} train: --rates must give one rate or one per hidden layer "
+                         f"({len(hidden)}), got {len(rates)}")
+    epochs = args.epochs or (60 if spiral else 10)
+    batch_size = args.batch_size or 128
+    lr = args.lr or (0.005 if args.optimizer == "adam" else 0.1)
+    X, y, X_val, y_val = _load_dataset(args)
+    dtype = np.float32 if (args.float32 or args.dataset == "mnist") else np.float64
+    X, X_val = X.astype(dtype, copy=False), X_val.astype(dtype, copy=False)
+    n_classes = int(max(y.max(), y_val.max())) + 1
+    model = mlp(X.shape[1], hidden, n_classes, rates=rates, weight_l2=args.l2, bias_l2=args.l2,
+                dtype=dtype, seed=args.seed, n_threads=n_threads)
+    steps = -(-len(X) // batch_size)
+    rate_label = "rate " + ",".join(f"{r:g}" for r in rates)
+    progress = None if args.quiet else Progress(epochs, steps, label=rate_label, stream=out)
+    solver = Solver(model, {"X_train": X, "y_train": y, "X_val": X_val, "y_val": y_val},
+                    update_rule=args.optimizer, optim_config={"learning_rate": lr, "decay": args.decay},
+                    batch_size=batch_size, num_epochs=epochs, num_train_samples=None, seed=args.seed,
+                    verbose=False, progress=progress)
+    t0 = time.perf_counter()
+    try:
+        solver.train()
+    finally:
+        if progress is not None:
+            progress.close()
+    seconds = time.perf_counter() - t0
+    arch = " -> ".join(str(d) for d in [X.shape[1], *hidden, n_classes])
+    print(format_table(
+        ["dataset", "model", "rates", "optimizer", "epochs", "final loss", "train_acc", "val_acc",
+         "best val_acc", "threads", "seconds"],
+        [[args.dataset, arch, ",".join(f"{r:g}" for r in rates), f"{args.optimizer} lr {lr:g}", epochs,
+          solver.epoch_loss_history[-1], solver.train_acc_history[-1], solver.val_acc_history[-1],
+          solver.best_val_acc, n_threads, f"{seconds:.1f}"]]), file=out)
+    print("(accuracies in evaluation mode after each epoch; the model keeps the best-val_acc parameters)",
+          file=out)
+    if args.plot:
+        Figure = require_matplotlib()
+        fig = Figure(figsize=(10, 4))
+        ax1, ax2 = fig.subplots(1, 2)
+        ep = np.arange(1, epochs + 1)
+        ax1.plot(ep, solver.epoch_loss_history)
+        ax1.set_xlabel("epoch")
+        ax1.set_ylabel("mean training loss (dropout on)")
+        ax2.plot(ep, solver.train_acc_history, label="train")
+        ax2.plot(ep, solver.val_acc_history, label="validation")
+        ax2.set_xlabel("epoch")
+        ax2.set_ylabel("accuracy")
+        ax2.legend()
+        fig.suptitle(f"{args.dataset}: {arch}, dropout {rate_label}")
+        fig.savefig(args.plot, dpi=100)
+        print(f"saved {args.plot}", file=out)
+    return 0
+
+
+def _experiment(args, out):
+    from . import experiments as E
+    import cydrop
+
+    if args.plot:
+        E.require_matplotlib()
+    n_threads = cydrop.effective_n_threads(args.threads)
+    if args.name != "d2l" and (args.data is not None or args.dataset != "digits"):
+        raise UsageError(f"{PROG} experiment: --dataset and --data apply to d2l only, not {args.name}")
+    if args.name != "nnfs" and args.hidden is not None:
+        raise UsageError(f"{PROG} experiment: --hidden applies to nnfs only, not {args.name}")
+    if args.name == "nnfs":
+        E.run_nnfs(hidden_sizes=tuple(args.hidden or (64, 512)), epochs=args.epochs or 10000, seed=args.seed,
+                   plot=args.plot, stream=out, n_threads=n_threads,
+                   print_every=0 if args.quiet else 1000)
+    elif args.name == "cs231n":
+        E.cs231n_regularization(epochs=args.epochs or 25, seed=args.seed, plot=args.plot, stream=out,
+                                n_threads=n_threads, verbose=not args.quiet)
+    else:
+        if args.dataset != "digits" and args.data is None:
+            raise UsageError(f"{PROG} experiment d2l: --dataset {args.dataset} needs --data PATH")
+        E.d2l_sweep(dataset=args.dataset, data_path=args.data, epochs=args.epochs, seed=args.seed,
+                    plot=args.plot, stream=out, n_threads=n_threads)
+    if args.plot:
+        print(f"saved {args.plot}", file=out)
+    return 0
+
+
+def main(argv=None):
+    """Entry point of ``python -m cydrop``.
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        Arguments without the program name; ``None`` reads ``sys.argv``.
+
+    Returns
+    -------
+    status : int
+        0 on success, 2 on a usage error (one line on stderr), 130 when
+        interrupted.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        from . import _bench  # the core's benchmark runner, imported only when asked for
+
+        return _bench.main(argv[1:])
+    out = sys.stdout
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            args = build_parser().parse_args(["train", *argv])
+        if args.command == "train":
+            return _train(args, out)
+        return _experiment(args, out)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ImportError, ValueError) as exc:
+        # missing or malformed data files, a missing optional extra, a rejected value
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
