@@ -12,6 +12,7 @@ Two faces over one implementation:
 import numpy as np
 
 from cydrop import _kernels, _validation
+from cydrop._kernels import DropoutCache, make_cache
 from cydrop._openmp import effective_n_threads
 from cydrop._seeds import resolve_seed
 
@@ -25,63 +26,6 @@ def _threshold_and_scale(rate):
     """Integer keep threshold (round((1 - rate) * 2**16)) and the scale 2**16 / threshold."""
     thr = _kernels.threshold(1.0 - rate)
     return thr, (65536.0 / thr if thr else 0.0)
-
-
-class DropoutCache:
-    """What :func:`dropout_backward` needs from a forward call; made only by cydrop.
-
-    Attributes
-    ----------
-    rate : float
-        Drop probability of the forward call (0 for an identity call).
-    seed, offset : int or None
-        The mask's seed and the global index of element 0 (None for an identity call).
-    threshold : int
-        ``round((1 - rate) * 65536)``; an element is kept when its 16 random bits are below it.
-    scale : float
-        ``65536 / threshold``: kept elements are multiplied by it.
-    shape : tuple of int
-    dtype : numpy.dtype
-    mask_mode : {'identity', 'recompute', 'bits', 'bytes'}
-        How backward gets the mask: none needed, regenerated from (seed, offset), or stored.
-    """
-
-    __slots__ = ("rate", "seed", "offset", "threshold", "scale", "shape", "dtype", "mask_mode",
-                 "_mask")
-
-    def __init__(self, *, rate, seed, offset, threshold, scale, shape, dtype, mask_mode, mask):
-        self.rate, self.seed, self.offset = rate, seed, offset
-        self.threshold, self.scale = threshold, scale
-        self.shape, self.dtype, self.mask_mode = shape, dtype, mask_mode
-        self._mask = mask
-
-    @property
-    def stored_mask(self):
-        """The stored mask (read-only): packed bits, 0/1 bytes of ``shape``, or None."""
-        return self._mask
-
-    @property
-    def nbytes(self):
-        """Memory the cache holds for backward, in bytes (0 unless a mask is stored)."""
-        return 0 if self._mask is None else self._mask.nbytes
-
-    def keep_mask(self):
-        """The forward call's keep mask as a uint8 0/1 array of ``shape`` (1 = kept)."""
-        size = int(np.prod(self.shape, dtype=np.int64))
-        if self.mask_mode == "identity":
-            return np.ones(self.shape, dtype=np.uint8)
-        if self.mask_mode == "bytes":
-            return self._mask.copy()
-        if self.mask_mode == "bits":
-            return np.unpackbits(self._mask, count=size, bitorder="little").reshape(self.shape)
-        out = np.empty(size, dtype=np.uint8)
-        _kernels.mask(size, self.seed, self.offset, self.threshold, None, out,
-                      effective_n_threads(None))
-        return out.reshape(self.shape)
-
-    def __repr__(self):
-        return (f"DropoutCache(rate={self.rate!r}, seed={self.seed!r}, offset={self.offset!r}, "
-                f"shape={self.shape!r}, dtype={self.dtype}, mask_mode={self.mask_mode!r})")
 
 
 def _flat(a):
@@ -194,6 +138,12 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     >>> bool((dx == y).all())
     True
     """
+    if training is True and (inplace is False or out is None):
+        # valid common calls are recognised and run in C; anything else is validated below
+        done = _kernels.fast_forward(x, rate, seed, offset, x if inplace is True else out,
+                                     mask, n_threads)
+        if done is not None:
+            return done
     x = _validation.as_float_array(x, "x")
     rate = _validation.check_probability(rate, "rate")
     training = _validation.check_bool(training, "training")
@@ -207,9 +157,8 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
             _prepare_output(x, out, inplace, "x", "out")   # same checks as a real call
         elif out is not None:
             _validation.check_out(out, x)
-        return _identity(x, out, inplace), DropoutCache(
-            rate=0.0, seed=None, offset=None, threshold=65536, scale=1.0, shape=x.shape,
-            dtype=x.dtype, mask_mode="identity", mask=None)
+        return _identity(x, out, inplace), make_cache(0.0, None, None, 65536, 1.0, x.shape,
+                                                      x.dtype, "identity", None)
     src, dst, writeback = _prepare_output(x, out, inplace, "x", "out")
     seed = resolve_seed(seed)
     thr, scale = _threshold_and_scale(rate)
@@ -225,8 +174,7 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
         dst = writeback
     if stored is not None:
         stored.flags.writeable = False
-    return dst, DropoutCache(rate=rate, seed=seed, offset=offset, threshold=thr, scale=scale,
-                             shape=x.shape, dtype=x.dtype, mask_mode=mask, mask=stored)
+    return dst, make_cache(rate, seed, offset, thr, scale, x.shape, x.dtype, mask, stored)
 
 
 def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
@@ -258,6 +206,10 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
     ValueError
         If ``dout``'s shape differs from the forward input's, or ``out`` is invalid.
     """
+    if inplace is False or out is None:
+        done = _kernels.fast_backward(dout, cache, dout if inplace is True else out, n_threads)
+        if done is not None:
+            return done
     if not isinstance(cache, DropoutCache):
         raise TypeError(
             f"cache must be the DropoutCache returned by cydrop.dropout or "

@@ -12,9 +12,19 @@
 #define CYDROP_STR_(a) #a
 #define CYDROP_STR(a) CYDROP_STR_(a)
 
+#if CYDROP_HAVE_VEC
+typedef uint64_t cydrop_v16 __attribute__((vector_size(16)));
+typedef uint64_t cydrop_v32 __attribute__((vector_size(32)));
+typedef uint64_t cydrop_v64 __attribute__((vector_size(64)));
+#endif
+
 #define CYDROP_ISA baseline
+#define cydrop_vnat cydrop_v16
+#define CYDROP_NV 4
 #include "cydrop_kernels_impl.h"
 #undef CYDROP_ISA
+#undef cydrop_vnat
+#undef CYDROP_NV
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #define CYDROP_X86_VARIANTS 1
@@ -22,15 +32,23 @@
 #pragma GCC push_options
 #pragma GCC target("avx2")
 #define CYDROP_ISA avx2
+#define cydrop_vnat cydrop_v32
+#define CYDROP_NV 2
 #include "cydrop_kernels_impl.h"
 #undef CYDROP_ISA
+#undef cydrop_vnat
+#undef CYDROP_NV
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
 #define CYDROP_ISA avx512
+#define cydrop_vnat cydrop_v64
+#define CYDROP_NV 1
 #include "cydrop_kernels_impl.h"
 #undef CYDROP_ISA
+#undef cydrop_vnat
+#undef CYDROP_NV
 #pragma GCC pop_options
 #endif
 

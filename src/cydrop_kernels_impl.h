@@ -24,7 +24,6 @@
 static void CYDROP_FN(cydrop_fill_draws)(uint64_t key, uint64_t g0, int64_t count,
                                          uint16_t *restrict d)
 {
-    uint64_t out[CYDROP_LANES];
     uint16_t tmp[CYDROP_PER_STEP];
     cydrop_lanes st;
     while (count > 0) {
@@ -35,6 +34,51 @@ static void CYDROP_FN(cydrop_fill_draws)(uint64_t key, uint64_t g0, int64_t coun
         const int64_t full0 = (e0 + CYDROP_PER_STEP - 1) / CYDROP_PER_STEP;  /* first whole step */
         const int64_t full1 = e1 / CYDROP_PER_STEP;                           /* past last whole */
         cydrop_lanes_seed(&st, key, block);
+#if CYDROP_HAVE_VEC
+        /* The eight lanes as CYDROP_NV native vectors per state word (4 SSE2, 2 AVX2 or
+           1 AVX-512 register), kept in registers across the steps. */
+        cydrop_vnat A[CYDROP_NV], B[CYDROP_NV], C[CYDROP_NV], E[CYDROP_NV], O[CYDROP_NV];
+        memcpy(A, st.s0, sizeof A);
+        memcpy(B, st.s1, sizeof B);
+        memcpy(C, st.s2, sizeof C);
+        memcpy(E, st.s3, sizeof E);
+#define CYDROP_STEP()                                                                        \
+        do {                                                                                 \
+            for (int v_ = 0; v_ < CYDROP_NV; v_++) {                                         \
+                const cydrop_vnat sum_ = A[v_] + E[v_], t_ = B[v_] << 17;                   \
+                O[v_] = ((sum_ << 23) | (sum_ >> 41)) + A[v_];                               \
+                C[v_] ^= A[v_];                                                              \
+                E[v_] ^= B[v_];                                                              \
+                B[v_] ^= C[v_];                                                              \
+                A[v_] ^= E[v_];                                                              \
+                C[v_] ^= t_;                                                                 \
+                E[v_] = (E[v_] << 45) | (E[v_] >> 19);                                       \
+            }                                                                                \
+        } while (0)
+        for (int64_t s = 0; s < s0; s++)
+            CYDROP_STEP();
+        for (int64_t s = full0 > s0 ? s0 : s1; s < full0 && s < s1; s++) { /* leading edge */
+            const int64_t lo = s * CYDROP_PER_STEP;
+            const int64_t hi = lo + CYDROP_PER_STEP < e1 ? lo + CYDROP_PER_STEP : e1;
+            CYDROP_STEP();
+            cydrop_store_draws(tmp, (const uint64_t *)O);
+            for (int64_t x = e0; x < hi; x++)
+                d[x - e0] = tmp[x - lo];
+        }
+        for (int64_t s = full0; s < full1; s++) {                          /* whole steps */
+            CYDROP_STEP();
+            cydrop_store_draws(d + (s * CYDROP_PER_STEP - e0), (const uint64_t *)O);
+        }
+        if (full1 < s1 && full1 >= full0) {                                 /* trailing edge */
+            const int64_t lo = full1 * CYDROP_PER_STEP;
+            CYDROP_STEP();
+            cydrop_store_draws(tmp, (const uint64_t *)O);
+            for (int64_t x = lo; x < e1; x++)
+                d[x - e0] = tmp[x - lo];
+        }
+#undef CYDROP_STEP
+#else
+        uint64_t out[CYDROP_LANES];
         for (int64_t s = 0; s < s0; s++)
             cydrop_lanes_next(&st, out);
         for (int64_t s = s0; s < s1; s++) {
@@ -46,10 +90,11 @@ static void CYDROP_FN(cydrop_fill_draws)(uint64_t key, uint64_t g0, int64_t coun
                 const int64_t a = lo > e0 ? lo : e0;
                 const int64_t b = lo + CYDROP_PER_STEP < e1 ? lo + CYDROP_PER_STEP : e1;
                 cydrop_store_draws(tmp, out);
-                for (int64_t e = a; e < b; e++)
-                    d[e - e0] = tmp[e - lo];
+                for (int64_t x = a; x < b; x++)
+                    d[x - e0] = tmp[x - lo];
             }
         }
+#endif
         d += e1 - e0;
         count -= e1 - e0;
         g0 += (uint64_t)(e1 - e0);
@@ -87,7 +132,14 @@ static void CYDROP_FN(cydrop_pack_bits)(const uint8_t *restrict keep, int64_t co
 static void CYDROP_FN(cydrop_unpack_bits)(const uint8_t *restrict bits, int64_t count,
                                           uint8_t *restrict keep)
 {
-    for (int64_t i = 0; i < count; i++)
+    int64_t b = 0;
+    for (; 8 * b + 8 <= count; b++) {
+        /* spreads bit t of the byte to byte 7 - t, then the swap puts it at byte t */
+        const uint64_t v = ((bits[b] * 0x8040201008040201ULL) & 0x8080808080808080ULL) >> 7;
+        const uint64_t le = cydrop_le64(cydrop_bswap64(v));
+        memcpy(keep + 8 * b, &le, 8);
+    }
+    for (int64_t i = 8 * b; i < count; i++)
         keep[i] = (uint8_t)((bits[i >> 3] >> (i & 7)) & 1u);
 }
 

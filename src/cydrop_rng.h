@@ -51,6 +51,14 @@ static inline uint64_t cydrop_rotl(uint64_t x, int k)
     return (x << k) | (x >> (64 - k));
 }
 
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(CYDROP_NO_VEC)
+/* Lanes as generic vectors: portable C that any GCC or clang target vectorises. The width is
+   set per ISA variant (CYDROP_VBYTES) by whoever includes cydrop_kernels_impl.h. */
+#define CYDROP_HAVE_VEC 1
+#else
+#define CYDROP_HAVE_VEC 0
+#endif
+
 /* Struct-of-arrays state of the eight xoshiro256++ lanes of one block. */
 typedef struct {
     uint64_t s0[CYDROP_LANES], s1[CYDROP_LANES], s2[CYDROP_LANES], s3[CYDROP_LANES];
@@ -90,6 +98,17 @@ static inline uint64_t cydrop_le64(uint64_t v)
     return __builtin_bswap64(v);
 #else
     return v;
+#endif
+}
+
+static inline uint64_t cydrop_bswap64(uint64_t v)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_bswap64(v);
+#else
+    v = ((v & 0x00ff00ff00ff00ffULL) << 8) | ((v >> 8) & 0x00ff00ff00ff00ffULL);
+    v = ((v & 0x0000ffff0000ffffULL) << 16) | ((v >> 16) & 0x0000ffff0000ffffULL);
+    return (v << 32) | (v >> 32);
 #endif
 }
 

@@ -17,8 +17,15 @@ contiguous 1-D buffers and trusted scalars, and cannot fail once they have relea
 
 import os
 
+cimport numpy as cnp
+from cpython.long cimport PyLong_CheckExact
+from cpython.float cimport PyFloat_CheckExact
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, UINT64_MAX
+
+import numpy as np
+
+cnp.import_array()
 
 from cydrop._kernels cimport (
     CYDROP_BLOCK, CYDROP_CHUNK, cydrop_kernels, cydrop_seed_key, cydrop_threshold,
@@ -116,6 +123,78 @@ def threshold(double keep):
     return cydrop_threshold(keep)
 
 
+# ---------------------------------------------------------------- nogil runners (trusted input)
+
+cdef inline bint _serial(int64_t nchunks, int n_threads) noexcept nogil:
+    return n_threads <= 1 or nchunks < PARALLEL_MIN_CHUNKS
+
+
+cdef void run_forward(bint f32, const void *x, void *y, int64_t n, uint64_t seed,
+                      uint64_t offset, uint32_t thr, double scale, uint8_t *bits,
+                      uint8_t *bytes_, int n_threads) noexcept nogil:
+    """y := where(keep(offset + i), x * scale, +0.0); the mask also goes to bits / bytes_."""
+    cdef int64_t t, nchunks = (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
+    cdef const cydrop_kernels *k = _active
+    cdef uint64_t key = cydrop_seed_key(seed)
+    cdef float s32 = <float>scale
+    if f32:
+        if _serial(nchunks, n_threads):
+            for t in range(nchunks):
+                k.forward_f32(<const float *>x, <float *>y, n, key, offset, thr, s32, bits,
+                              bytes_, t)
+        else:
+            for t in prange(nchunks, schedule="static", num_threads=n_threads):
+                k.forward_f32(<const float *>x, <float *>y, n, key, offset, thr, s32, bits,
+                              bytes_, t)
+    else:
+        if _serial(nchunks, n_threads):
+            for t in range(nchunks):
+                k.forward_f64(<const double *>x, <double *>y, n, key, offset, thr, scale, bits,
+                              bytes_, t)
+        else:
+            for t in prange(nchunks, schedule="static", num_threads=n_threads):
+                k.forward_f64(<const double *>x, <double *>y, n, key, offset, thr, scale, bits,
+                              bytes_, t)
+
+
+cdef void run_backward(bint f32, const void *dy, void *dx, int64_t n, const uint8_t *mask,
+                       bint is_bits, double scale, int n_threads) noexcept nogil:
+    """dx := where(mask, dy * scale, +0.0) from a stored mask (packed bits or 0/1 bytes)."""
+    cdef int64_t t, nchunks = (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
+    cdef const cydrop_kernels *k = _active
+    cdef float s32 = <float>scale
+    if f32:
+        if _serial(nchunks, n_threads):
+            for t in range(nchunks):
+                k.backward_f32(<const float *>dy, <float *>dx, n, mask, is_bits, s32, t)
+        else:
+            for t in prange(nchunks, schedule="static", num_threads=n_threads):
+                k.backward_f32(<const float *>dy, <float *>dx, n, mask, is_bits, s32, t)
+    else:
+        if _serial(nchunks, n_threads):
+            for t in range(nchunks):
+                k.backward_f64(<const double *>dy, <double *>dx, n, mask, is_bits, scale, t)
+        else:
+            for t in prange(nchunks, schedule="static", num_threads=n_threads):
+                k.backward_f64(<const double *>dy, <double *>dx, n, mask, is_bits, scale, t)
+
+
+cdef void run_mask(int64_t n, uint64_t seed, uint64_t offset, uint32_t thr, uint8_t *bits,
+                   uint8_t *bytes_, int n_threads) noexcept nogil:
+    """The keep mask of elements offset .. offset + n - 1, as packed bits and/or 0/1 bytes."""
+    cdef int64_t t, nchunks = (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
+    cdef const cydrop_kernels *k = _active
+    cdef uint64_t key = cydrop_seed_key(seed)
+    if _serial(nchunks, n_threads):
+        for t in range(nchunks):
+            k.mask(n, key, offset, thr, bits, bytes_, t)
+    else:
+        for t in prange(nchunks, schedule="static", num_threads=n_threads):
+            k.mask(n, key, offset, thr, bits, bytes_, t)
+
+
+# ------------------------------------------------ Python-callable twins (buffers already checked)
+
 def forward(const floating[::1] x,     # IN
             floating[::1] y,           # OUT (may be x itself)
             uint64_t seed, uint64_t offset, uint32_t thr, double scale,
@@ -123,30 +202,13 @@ def forward(const floating[::1] x,     # IN
             uint8_t[::1] bytes_=None,  # OUT, 0/1 mask, or None
             int n_threads=1):
     """y := where(keep(offset + i), x * scale, +0.0); the mask also goes to bits / bytes_."""
-    cdef int64_t n = x.shape[0], t
-    cdef int64_t nchunks = (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
-    cdef const cydrop_kernels *k = _active
-    cdef uint64_t key = cydrop_seed_key(seed)
     cdef uint8_t *pbits = _ptr_or_null(bits)
     cdef uint8_t *pbytes = _ptr_or_null(bytes_)
-    cdef floating s = <floating>scale
-    if n == 0:
+    if x.shape[0] == 0:
         return
-    cdef const floating *px = &x[0]
-    cdef floating *py = &y[0]
     with nogil:
-        if n_threads <= 1 or nchunks < PARALLEL_MIN_CHUNKS:
-            for t in range(nchunks):
-                if floating is float:
-                    k.forward_f32(px, py, n, key, offset, thr, s, pbits, pbytes, t)
-                else:
-                    k.forward_f64(px, py, n, key, offset, thr, s, pbits, pbytes, t)
-        else:
-            for t in prange(nchunks, schedule="static", num_threads=n_threads):
-                if floating is float:
-                    k.forward_f32(px, py, n, key, offset, thr, s, pbits, pbytes, t)
-                else:
-                    k.forward_f64(px, py, n, key, offset, thr, s, pbits, pbytes, t)
+        run_forward(floating is float, &x[0], &y[0], x.shape[0], seed, offset, thr, scale,
+                    pbits, pbytes, n_threads)
 
 
 def backward(const floating[::1] dy,   # IN
@@ -154,28 +216,11 @@ def backward(const floating[::1] dy,   # IN
              const uint8_t[::1] mask,  # IN, packed bits (is_bits) or 0/1 bytes
              bint is_bits, double scale, int n_threads=1):
     """dx := where(mask, dy * scale, +0.0) from a stored mask."""
-    cdef int64_t n = dy.shape[0], t
-    cdef int64_t nchunks = (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
-    cdef const cydrop_kernels *k = _active
-    cdef floating s = <floating>scale
-    if n == 0:
+    if dy.shape[0] == 0:
         return
-    cdef const floating *pdy = &dy[0]
-    cdef floating *pdx = &dx[0]
-    cdef const uint8_t *pm = &mask[0]
     with nogil:
-        if n_threads <= 1 or nchunks < PARALLEL_MIN_CHUNKS:
-            for t in range(nchunks):
-                if floating is float:
-                    k.backward_f32(pdy, pdx, n, pm, is_bits, s, t)
-                else:
-                    k.backward_f64(pdy, pdx, n, pm, is_bits, s, t)
-        else:
-            for t in prange(nchunks, schedule="static", num_threads=n_threads):
-                if floating is float:
-                    k.backward_f32(pdy, pdx, n, pm, is_bits, s, t)
-                else:
-                    k.backward_f64(pdy, pdx, n, pm, is_bits, s, t)
+        run_backward(floating is float, &dy[0], &dx[0], dy.shape[0], &mask[0], is_bits, scale,
+                     n_threads)
 
 
 def mask(int64_t n, uint64_t seed, uint64_t offset, uint32_t thr,
@@ -183,16 +228,244 @@ def mask(int64_t n, uint64_t seed, uint64_t offset, uint32_t thr,
          uint8_t[::1] bytes_=None,   # OUT, 0/1 mask, or None
          int n_threads=1):
     """The keep mask of elements offset .. offset + n - 1, as packed bits and/or 0/1 bytes."""
-    cdef int64_t t
-    cdef int64_t nchunks = (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
-    cdef const cydrop_kernels *k = _active
-    cdef uint64_t key = cydrop_seed_key(seed)
     cdef uint8_t *pbits = _ptr_or_null(bits)
     cdef uint8_t *pbytes = _ptr_or_null(bytes_)
     with nogil:
-        if n_threads <= 1 or nchunks < PARALLEL_MIN_CHUNKS:
-            for t in range(nchunks):
-                k.mask(n, key, offset, thr, pbits, pbytes, t)
-        else:
-            for t in prange(nchunks, schedule="static", num_threads=n_threads):
-                k.mask(n, key, offset, thr, pbits, pbytes, t)
+        run_mask(n, seed, offset, thr, pbits, pbytes, n_threads)
+
+
+# ------------------------------------------------------------------------------ the cache
+
+cdef class DropoutCache:
+    """What :func:`cydrop.dropout_backward` needs from a forward call; made only by cydrop.
+
+    Attributes
+    ----------
+    rate : float
+        Drop probability of the forward call (0 for an identity call).
+    seed, offset : int or None
+        The mask's seed and the global index of element 0 (None for an identity call).
+    threshold : int
+        ``round((1 - rate) * 65536)``; an element is kept when its 16 random bits are below it.
+    scale : float
+        ``65536 / threshold``: kept elements are multiplied by it.
+    shape : tuple of int
+    dtype : numpy.dtype
+    mask_mode : {'identity', 'recompute', 'bits', 'bytes'}
+        How backward gets the mask: none needed, regenerated from (seed, offset), or stored.
+    stored_mask : ndarray or None
+        The stored mask (read-only): packed bits, 0/1 bytes of ``shape``, or None.
+    """
+
+    cdef readonly double rate
+    cdef readonly object seed
+    cdef readonly object offset
+    cdef readonly uint32_t threshold
+    cdef readonly double scale
+    cdef readonly tuple shape
+    cdef readonly object dtype
+    cdef readonly str mask_mode
+    cdef readonly object stored_mask
+    cdef uint64_t _seed, _offset
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("DropoutCache objects are made by cydrop.dropout and "
+                        "cydrop.dropout_forward only")
+
+    @property
+    def nbytes(self):
+        """Memory the cache holds for backward, in bytes (0 unless a mask is stored)."""
+        return 0 if self.stored_mask is None else self.stored_mask.nbytes
+
+    def keep_mask(self):
+        """The forward call's keep mask as a uint8 0/1 array of ``shape`` (1 = kept)."""
+        from cydrop._openmp import effective_n_threads
+        cdef int64_t size = 1
+        for d in self.shape:
+            size *= d
+        if self.mask_mode == "identity":
+            return np.ones(self.shape, dtype=np.uint8)
+        if self.mask_mode == "bytes":
+            return self.stored_mask.copy()
+        if self.mask_mode == "bits":
+            return np.unpackbits(self.stored_mask, count=size,
+                                 bitorder="little").reshape(self.shape)
+        out = np.empty(size, dtype=np.uint8)
+        mask(size, self._seed, self._offset, self.threshold, None, out,
+             effective_n_threads(None))
+        return out.reshape(self.shape)
+
+    def __repr__(self):
+        return (f"DropoutCache(rate={self.rate!r}, seed={self.seed!r}, offset={self.offset!r}, "
+                f"shape={self.shape!r}, dtype={self.dtype}, mask_mode={self.mask_mode!r})")
+
+
+cpdef DropoutCache make_cache(double rate, object seed, object offset, uint32_t threshold,
+                              double scale, tuple shape, object dtype, str mask_mode,
+                              object stored_mask):
+    """Build a DropoutCache (cydrop-internal)."""
+    cdef DropoutCache c = DropoutCache.__new__(DropoutCache)
+    c.rate, c.seed, c.offset = rate, seed, offset
+    c._seed = 0 if seed is None else seed
+    c._offset = 0 if offset is None else offset
+    c.threshold, c.scale = threshold, scale
+    c.shape, c.dtype, c.mask_mode, c.stored_mask = shape, dtype, mask_mode, stored_mask
+    return c
+
+
+# ------------------------------------------------------------------- fast paths (no fallibility)
+#
+# The common, fully valid calls are recognised with a few C-level checks and run without any
+# Python-level validation. Anything unusual returns None and the caller (cydrop/_core.py) takes
+# its general path, which performs the complete validation and raises the documented errors.
+
+cdef inline bint _plain_float_array(object a) noexcept:
+    cdef cnp.ndarray arr
+    if type(a) is not cnp.ndarray:
+        return False
+    arr = <cnp.ndarray>a
+    return ((cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT32 or cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT64)
+            and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
+            and cnp.PyArray_ISNOTSWAPPED(arr))
+
+
+cdef inline bint _same_geometry(cnp.ndarray a, cnp.ndarray b) noexcept:
+    cdef int i
+    if cnp.PyArray_NDIM(a) != cnp.PyArray_NDIM(b) or cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(b):
+        return False
+    for i in range(cnp.PyArray_NDIM(a)):
+        if cnp.PyArray_DIM(a, i) != cnp.PyArray_DIM(b, i):
+            return False
+    return True
+
+
+cdef inline bint _usable_out(object out, cnp.ndarray like) noexcept:
+    """out is a C-contiguous writable array like `like`, and is `like` or disjoint from it."""
+    cdef cnp.ndarray o
+    cdef char *a0
+    cdef char *b0
+    cdef cnp.npy_intp nbytes
+    if not _plain_float_array(out):
+        return False
+    o = <cnp.ndarray>out
+    if not (_same_geometry(o, like) and cnp.PyArray_ISWRITEABLE(o)):
+        return False
+    a0, b0 = <char *>cnp.PyArray_DATA(o), <char *>cnp.PyArray_DATA(like)
+    nbytes = cnp.PyArray_NBYTES(like)
+    return a0 == b0 or a0 + nbytes <= b0 or b0 + nbytes <= a0
+
+
+cdef inline int _fast_threads(object n_threads, int64_t n) except -2:
+    """1 for small calls (threads do not matter), else the resolved count; -1: not fast."""
+    if n_threads is not None and (not PyLong_CheckExact(n_threads) or n_threads == 0):
+        return -1
+    if (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK < PARALLEL_MIN_CHUNKS:
+        return 1
+    from cydrop._openmp import effective_n_threads
+    return effective_n_threads(n_threads)
+
+
+cdef inline bint _uint64_value(object v, uint64_t *res) noexcept:
+    if not PyLong_CheckExact(v) or v < 0 or v > UINT64_MAX:
+        return False
+    res[0] = <uint64_t>v
+    return True
+
+
+cdef object _fresh_seed = None
+
+
+def fast_forward(x, rate, seed, offset, out, mask, n_threads):
+    """(out, cache) for a valid training call with rate in (0, 1], or None (not handled)."""
+    global _fresh_seed
+    cdef cnp.ndarray xa, ya, stored
+    cdef double r, scale
+    cdef uint64_t s, o
+    cdef uint32_t thr
+    cdef int64_t n
+    cdef int threads
+    cdef uint8_t *pbits = NULL
+    cdef uint8_t *pbytes = NULL
+    cdef bint f32
+    if not _plain_float_array(x) or not PyFloat_CheckExact(rate):
+        return None
+    xa = <cnp.ndarray>x
+    r = rate
+    if not (0.0 < r <= 1.0):
+        return None
+    n = cnp.PyArray_SIZE(xa)
+    if n == 0 or not _uint64_value(offset, &o) or (o != 0 and <uint64_t>n - 1 > UINT64_MAX - o):
+        return None
+    if seed is None:
+        if _fresh_seed is None:
+            from cydrop._seeds import fresh_seed as _fs
+            _fresh_seed = _fs
+        seed = _fresh_seed()
+    if not _uint64_value(seed, &s):
+        return None
+    if out is None:
+        ya = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(xa), cnp.PyArray_DIMS(xa), cnp.PyArray_TYPE(xa), 0)
+    elif _usable_out(out, xa):
+        ya = <cnp.ndarray>out
+    else:
+        return None
+    threads = _fast_threads(n_threads, n)
+    if threads < 0:
+        return None
+    stored = None
+    if mask == "bits":
+        stored = cnp.PyArray_EMPTY(1, [(n + 7) // 8], cnp.NPY_UINT8, 0)
+        pbits = <uint8_t *>cnp.PyArray_DATA(stored)
+    elif mask == "bytes":
+        stored = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(xa), cnp.PyArray_DIMS(xa), cnp.NPY_UINT8, 0)
+        pbytes = <uint8_t *>cnp.PyArray_DATA(stored)
+    elif mask != "recompute":
+        return None
+    thr = cydrop_threshold(1.0 - r)
+    scale = 65536.0 / thr if thr else 0.0
+    f32 = cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT32
+    with nogil:
+        run_forward(f32, cnp.PyArray_DATA(xa), cnp.PyArray_DATA(ya), n, s, o, thr, scale,
+                    pbits, pbytes, threads)
+    if stored is not None:
+        cnp.PyArray_CLEARFLAGS(stored, cnp.NPY_ARRAY_WRITEABLE)
+    return ya, make_cache(r, seed, offset, thr, scale, x.shape, x.dtype, mask, stored)
+
+
+def fast_backward(dout, cache, out, n_threads):
+    """dx for a valid backward call of a non-identity cache, or None (not handled)."""
+    cdef cnp.ndarray da, dx, m
+    cdef DropoutCache c
+    cdef int64_t n
+    cdef int threads
+    cdef bint f32, is_bits
+    if type(cache) is not DropoutCache or not _plain_float_array(dout):
+        return None
+    c = <DropoutCache>cache
+    da = <cnp.ndarray>dout
+    if c.mask_mode == "identity" or c.dtype != dout.dtype or dout.shape != c.shape:
+        return None
+    n = cnp.PyArray_SIZE(da)
+    if n == 0:
+        return None
+    if out is None:
+        dx = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(da), cnp.PyArray_DIMS(da), cnp.PyArray_TYPE(da), 0)
+    elif _usable_out(out, da):
+        dx = <cnp.ndarray>out
+    else:
+        return None
+    threads = _fast_threads(n_threads, n)
+    if threads < 0:
+        return None
+    f32 = cnp.PyArray_TYPE(da) == cnp.NPY_FLOAT32
+    if c.mask_mode == "recompute":
+        with nogil:
+            run_forward(f32, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n, c._seed, c._offset,
+                        c.threshold, c.scale, NULL, NULL, threads)
+    else:
+        m = <cnp.ndarray>c.stored_mask
+        is_bits = c.mask_mode == "bits"
+        with nogil:
+            run_backward(f32, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n,
+                         <const uint8_t *>cnp.PyArray_DATA(m), is_bits, c.scale, threads)
+    return dx
