@@ -37,6 +37,17 @@ typedef void (*cydrop_backward_f64_fn)(const double *dy, double *dx, int64_t n,
 typedef void (*cydrop_mask_fn)(int64_t n, uint64_t key, uint64_t offset, uint32_t thr,
                                uint8_t *bits, uint8_t *bytes, int64_t t);
 
+typedef void (*cydrop_brd_f32_fn)(const float *z, const float *b, float *a, int64_t n, int64_t m,
+                                  uint64_t key, uint64_t offset, uint32_t thr, float scale,
+                                  int64_t t);
+typedef void (*cydrop_brd_f64_fn)(const double *z, const double *b, double *a, int64_t n,
+                                  int64_t m, uint64_t key, uint64_t offset, uint32_t thr,
+                                  double scale, int64_t t);
+typedef void (*cydrop_brd_bwd_f32_fn)(const float *da, const float *a, float *dz, float *db,
+                                      int64_t r0, int64_t r1, int64_t m, float scale);
+typedef void (*cydrop_brd_bwd_f64_fn)(const double *da, const double *a, double *dz, double *db,
+                                      int64_t r0, int64_t r1, int64_t m, double scale);
+
 /* One ISA variant of every kernel. */
 typedef struct {
     const char *name;
@@ -45,6 +56,11 @@ typedef struct {
     cydrop_backward_f32_fn backward_f32;
     cydrop_backward_f64_fn backward_f64;
     cydrop_mask_fn mask;
+    /* fused bias + ReLU + dropout for the trainer (see cydrop_kernels_impl.h) */
+    cydrop_brd_f32_fn bias_relu_dropout_f32;
+    cydrop_brd_f64_fn bias_relu_dropout_f64;
+    cydrop_brd_bwd_f32_fn bias_relu_dropout_backward_f32;
+    cydrop_brd_bwd_f64_fn bias_relu_dropout_backward_f64;
 } cydrop_kernels;
 
 /* Variants this build contains, best last; *count receives their number. */

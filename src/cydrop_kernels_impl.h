@@ -254,11 +254,73 @@ static void CYDROP_FN(cydrop_mask)(int64_t n, uint64_t key, uint64_t offset, uin
     CYDROP_FN(cydrop_store_mask)(d, cnt, thr, lo, bits, bytes);
 }
 
+/* Fused layer kernels for the trainer, on a row-major (rows, m) activation.
+ *   forward : a := keep(offset + i) ? max(z + b[col], 0) * scale : +0.0, chunk t of n elements
+ *             (thr >= 65536 means "keep all": no draws are made, scale is 1 for plain ReLU)
+ *   backward: dz := a > 0 ? da * scale : +0.0 -- a > 0 exactly where the unit was kept and
+ *             active, so no mask is needed -- for rows [r0, r1); db[col] += dz over those rows,
+ *             accumulated row by row (a fixed order, whatever the thread count). */
+#define CYDROP_DEFINE_FUSED(T, SUF, UT)                                                        \
+    static void CYDROP_FN(cydrop_bias_relu_dropout_##SUF)(                                     \
+        const T *z, const T *b, T *a, int64_t n, int64_t m, uint64_t key, uint64_t offset,     \
+        uint32_t thr, T scale, int64_t t)                                                      \
+    {                                                                                          \
+        uint16_t d[CYDROP_CHUNK];                                                              \
+        const int64_t lo = t * CYDROP_CHUNK, cnt = CYDROP_FN(cydrop_chunk_count)(n, t);        \
+        const int keep_all = thr >= 65536u;                                                    \
+        if (!keep_all)                                                                         \
+            CYDROP_FN(cydrop_fill_draws)(key, offset + (uint64_t)lo, cnt, d);                 \
+        int64_t i = 0, col = lo % m;                                                           \
+        while (i < cnt) {                                                                      \
+            const int64_t seg = cnt - i < m - col ? cnt - i : m - col;                         \
+            const T *zs = z + lo + i, *bs = b + col;                                           \
+            T *as = a + lo + i;                                                                \
+            if (keep_all) {                                                                    \
+                for (int64_t k = 0; k < seg; k++) {                                            \
+                    const T v = zs[k] + bs[k];                                                 \
+                    as[k] = (v > (T)0 ? v : (T)0) * scale;                                     \
+                }                                                                              \
+            } else {                                                                           \
+                const uint16_t *ds = d + i;                                                    \
+                for (int64_t k = 0; k < seg; k++) {                                            \
+                    const T v0 = zs[k] + bs[k];                                                \
+                    const T v = (v0 > (T)0 ? v0 : (T)0) * scale;                               \
+                    UT u;                                                                      \
+                    memcpy(&u, &v, sizeof u);                                                  \
+                    u &= -(UT)((uint32_t)ds[k] < thr);                                         \
+                    memcpy(&as[k], &u, sizeof u);                                              \
+                }                                                                              \
+            }                                                                                  \
+            i += seg;                                                                          \
+            col = 0;                                                                           \
+        }                                                                                      \
+    }                                                                                          \
+    static void CYDROP_FN(cydrop_bias_relu_dropout_backward_##SUF)(                            \
+        const T *da, const T *a, T *dz, T *db, int64_t r0, int64_t r1, int64_t m, T scale)    \
+    {                                                                                          \
+        for (int64_t r = r0; r < r1; r++) {                                                    \
+            const T *dar = da + r * m, *ar = a + r * m;                                        \
+            T *dzr = dz + r * m;                                                               \
+            for (int64_t k = 0; k < m; k++) {                                                  \
+                const T g = ar[k] > (T)0 ? dar[k] * scale : (T)0;                              \
+                dzr[k] = g;                                                                    \
+                db[k] += g;                                                                    \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+CYDROP_DEFINE_FUSED(float, f32, uint32_t)
+CYDROP_DEFINE_FUSED(double, f64, uint64_t)
+#undef CYDROP_DEFINE_FUSED
+
 static const cydrop_kernels CYDROP_FN(cydrop_table) = {
     CYDROP_STR(CYDROP_ISA),
     CYDROP_FN(cydrop_forward_f32), CYDROP_FN(cydrop_forward_f64),
     CYDROP_FN(cydrop_backward_f32), CYDROP_FN(cydrop_backward_f64),
     CYDROP_FN(cydrop_mask),
+    CYDROP_FN(cydrop_bias_relu_dropout_f32), CYDROP_FN(cydrop_bias_relu_dropout_f64),
+    CYDROP_FN(cydrop_bias_relu_dropout_backward_f32),
+    CYDROP_FN(cydrop_bias_relu_dropout_backward_f64),
 };
 
 #undef CYDROP_DEFINE_KERNELS

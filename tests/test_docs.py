@@ -6,9 +6,10 @@ import pytest
 
 import cydrop._core
 import cydrop._seeds
+import cydrop.fused
 
 
-@pytest.mark.parametrize("module", [cydrop._core, cydrop._seeds], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [cydrop._core, cydrop._seeds, cydrop.fused], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0

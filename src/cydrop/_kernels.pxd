@@ -20,6 +20,19 @@ cdef extern from "cydrop_kernels.h" nogil:
     ctypedef void (*cydrop_mask_fn)(int64_t n, uint64_t key, uint64_t offset, uint32_t thr,
                                     uint8_t *bits, uint8_t *bytes, int64_t t) noexcept nogil
 
+    ctypedef void (*cydrop_brd_f32_fn)(const float *z, const float *b, float *a, int64_t n,
+                                       int64_t m, uint64_t key, uint64_t offset, uint32_t thr,
+                                       float scale, int64_t t) noexcept nogil
+    ctypedef void (*cydrop_brd_f64_fn)(const double *z, const double *b, double *a, int64_t n,
+                                       int64_t m, uint64_t key, uint64_t offset, uint32_t thr,
+                                       double scale, int64_t t) noexcept nogil
+    ctypedef void (*cydrop_brd_bwd_f32_fn)(const float *da, const float *a, float *dz,
+                                           float *db, int64_t r0, int64_t r1, int64_t m,
+                                           float scale) noexcept nogil
+    ctypedef void (*cydrop_brd_bwd_f64_fn)(const double *da, const double *a, double *dz,
+                                           double *db, int64_t r0, int64_t r1, int64_t m,
+                                           double scale) noexcept nogil
+
     ctypedef struct cydrop_kernels:
         const char *name
         cydrop_forward_f32_fn forward_f32
@@ -27,6 +40,10 @@ cdef extern from "cydrop_kernels.h" nogil:
         cydrop_backward_f32_fn backward_f32
         cydrop_backward_f64_fn backward_f64
         cydrop_mask_fn mask
+        cydrop_brd_f32_fn bias_relu_dropout_f32
+        cydrop_brd_f64_fn bias_relu_dropout_f64
+        cydrop_brd_bwd_f32_fn bias_relu_dropout_backward_f32
+        cydrop_brd_bwd_f64_fn bias_relu_dropout_backward_f64
 
     const cydrop_kernels * const *cydrop_variants(int *count) noexcept
     int cydrop_variant_supported(const cydrop_kernels *k) noexcept

@@ -193,6 +193,34 @@ cdef void run_mask(int64_t n, uint64_t seed, uint64_t offset, uint32_t thr, uint
             k.mask(n, key, offset, thr, bits, bytes_, t)
 
 
+cdef void run_bias_relu_dropout(bint f32, const void *z, const void *b, void *a, int64_t n,
+                                int64_t m, uint64_t seed, uint64_t offset, uint32_t thr,
+                                double scale, int n_threads) noexcept nogil:
+    """a := dropout(relu(z + b)) over a row-major (n / m, m) activation."""
+    cdef int64_t t, nchunks = (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
+    cdef const cydrop_kernels *k = _active
+    cdef uint64_t key = cydrop_seed_key(seed)
+    cdef float s32 = <float>scale
+    if f32:
+        if _serial(nchunks, n_threads):
+            for t in range(nchunks):
+                k.bias_relu_dropout_f32(<const float *>z, <const float *>b, <float *>a, n, m,
+                                        key, offset, thr, s32, t)
+        else:
+            for t in prange(nchunks, schedule="static", num_threads=n_threads):
+                k.bias_relu_dropout_f32(<const float *>z, <const float *>b, <float *>a, n, m,
+                                        key, offset, thr, s32, t)
+    else:
+        if _serial(nchunks, n_threads):
+            for t in range(nchunks):
+                k.bias_relu_dropout_f64(<const double *>z, <const double *>b, <double *>a, n,
+                                        m, key, offset, thr, scale, t)
+        else:
+            for t in prange(nchunks, schedule="static", num_threads=n_threads):
+                k.bias_relu_dropout_f64(<const double *>z, <const double *>b, <double *>a, n,
+                                        m, key, offset, thr, scale, t)
+
+
 # ------------------------------------------------ Python-callable twins (buffers already checked)
 
 def forward(const floating[::1] x,     # IN
@@ -232,6 +260,41 @@ def mask(int64_t n, uint64_t seed, uint64_t offset, uint32_t thr,
     cdef uint8_t *pbytes = _ptr_or_null(bytes_)
     with nogil:
         run_mask(n, seed, offset, thr, pbits, pbytes, n_threads)
+
+
+def bias_relu_dropout(const floating[:, ::1] z,   # IN  (rows, m)
+                      const floating[::1] b,      # IN  (m,)
+                      floating[:, ::1] a,         # OUT (rows, m), may be z itself
+                      uint64_t seed, uint64_t offset, uint32_t thr, double scale,
+                      int n_threads=1):
+    """a := where(keep(offset + i), max(z + b, 0) * scale, +0.0); thr >= 65536 keeps all."""
+    cdef int64_t n = z.shape[0] * z.shape[1]
+    if n == 0:
+        return
+    with nogil:
+        run_bias_relu_dropout(floating is float, &z[0, 0], &b[0], &a[0, 0], n, z.shape[1],
+                              seed, offset, thr, scale, n_threads)
+
+
+def bias_relu_dropout_backward(const floating[:, ::1] da,   # IN  (rows, m)
+                               const floating[:, ::1] a,    # IN  forward output
+                               floating[:, ::1] dz,         # OUT (rows, m), may be da itself
+                               floating[::1] db,            # OUT (m,), overwritten
+                               double scale):
+    """dz := where(a > 0, da * scale, +0.0); db := dz summed over rows (in row order)."""
+    cdef const cydrop_kernels *k = _active
+    cdef int64_t rows = da.shape[0], m = da.shape[1], j
+    for j in range(m):
+        db[j] = 0
+    if rows == 0 or m == 0:
+        return
+    with nogil:
+        if floating is float:
+            k.bias_relu_dropout_backward_f32(&da[0, 0], &a[0, 0], &dz[0, 0], &db[0], 0, rows, m,
+                                             <float>scale)
+        else:
+            k.bias_relu_dropout_backward_f64(&da[0, 0], &a[0, 0], &dz[0, 0], &db[0], 0, rows, m,
+                                             scale)
 
 
 # ------------------------------------------------------------------------------ the cache
