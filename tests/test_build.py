@@ -23,3 +23,23 @@ def test_version_and_public_names():
     assert cydrop.__version__.count(".") == 2
     for name in cydrop.__all__:
         assert getattr(cydrop, name).__doc__, name
+
+
+def _run(code, **env):
+    import subprocess
+    import sys
+    full = dict(os.environ, **env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full,
+                          timeout=120)
+
+
+def test_cydrop_isa_pins_a_variant():
+    res = _run("import cydrop; print(cydrop.isa_variant())", CYDROP_ISA="baseline")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "baseline"
+
+
+def test_cydrop_isa_rejects_unknown_variants():
+    res = _run("import cydrop", CYDROP_ISA="sse9")
+    assert res.returncode != 0
+    assert "CYDROP_ISA='sse9': variant must be one of" in res.stderr
