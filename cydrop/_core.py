@@ -60,6 +60,16 @@ def _prepare_output(x, out, inplace, x_name, out_name):
     return src, out, None
 
 
+def _check_inplace_target(given, converted, name):
+    """inplace=True must write into the caller's array: refuse when conversion made a copy
+    (a list, or an ndarray of non-native byte order), which would leave ``given`` untouched."""
+    if converted is not given:
+        what = (f"an ndarray of dtype {given.dtype.str!r} (non-native byte order)"
+                if isinstance(given, np.ndarray) else type(given).__name__)
+        raise ValueError(f"inplace=True needs {name} to be a writable numpy.ndarray of native "
+                         f"byte order, got {what}")
+
+
 def _identity(x, out, inplace):
     if out is not None and not _validation.same_buffer(out, x):
         np.copyto(out, x)
@@ -138,16 +148,19 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     >>> bool((dx == y).all())
     True
     """
-    if training is True and (inplace is False or out is None):
+    if training is True and (inplace is False or (inplace is True and out is None)):
         # valid common calls are recognised and run in C; anything else is validated below
         done = _kernels.fast_forward(x, rate, seed, offset, x if inplace is True else out,
                                      mask, n_threads)
         if done is not None:
             return done
+    x_in = x
     x = _validation.as_float_array(x, "x")
     rate = _validation.check_probability(rate, "rate")
     training = _validation.check_bool(training, "training")
     inplace = _validation.check_bool(inplace, "inplace")
+    if inplace:
+        _check_inplace_target(x_in, x, "x")
     mask = _validation.check_mask_mode(mask)
     seed = None if seed is None else _validation.check_uint64(seed, "seed")
     offset = _validation.check_offset(offset, x.size)
@@ -206,7 +219,7 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
     ValueError
         If ``dout``'s shape differs from the forward input's, or ``out`` is invalid.
     """
-    if inplace is False or out is None:
+    if inplace is False or (inplace is True and out is None):
         done = _kernels.fast_backward(dout, cache, dout if inplace is True else out, n_threads)
         if done is not None:
             return done
@@ -214,6 +227,7 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
         raise TypeError(
             f"cache must be the DropoutCache returned by cydrop.dropout or "
             f"cydrop.dropout_forward, got {type(cache).__name__}")
+    dout_in = dout
     dout = _validation.as_float_array(dout, "dout")
     if dout.shape != cache.shape:
         raise ValueError(
@@ -222,6 +236,8 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
         raise TypeError(
             f"dout must have the forward input's dtype {cache.dtype}, got {dout.dtype}")
     inplace = _validation.check_bool(inplace, "inplace")
+    if inplace:
+        _check_inplace_target(dout_in, dout, "dout")
     threads = effective_n_threads(n_threads)
     if cache.mask_mode == "identity":
         if inplace:
