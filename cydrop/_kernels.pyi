@@ -5,7 +5,7 @@ buffer arguments are contiguous 1-D (or 2-D C-contiguous) float32/float64 arrays
 buffers of one call share a dtype.
 """
 
-from typing import Literal, Optional, Tuple, TypeVar, Union
+from typing import Literal, NoReturn, Optional, Tuple, TypeVar, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -72,6 +72,8 @@ def bias_relu_dropout_backward(
 
 class DropoutCache:
     """What cydrop.dropout_backward needs from a forward call; made only by cydrop."""
+
+    def __init__(self, *args: object, **kwargs: object) -> NoReturn: ...
 
     @property
     def rate(self) -> float: ...
