@@ -651,7 +651,7 @@ def gaussian_noise(shape, rate=0.5, *, seed, offset=0, dtype=np.float64, n_threa
     _validation.check_float_dtype(dtype, "dtype")
     ones = np.ones(shape, dtype=dtype)
     out, _ = gaussian_dropout(ones, rate, seed=seed, offset=offset, n_threads=n_threads)
-    return out if out is not ones else ones
+    return out
 
 
 _BACKWARD = {
@@ -791,8 +791,7 @@ def mc_predict(f, X, mc_samples=20, *, seed=None, offset=0, fixed_mask=False, tr
         Number of passes ``K >= 1``.
     seed : int or None, default=None
         Sample ``s`` runs ``f(X, mc_sample_seed(seed, s), offset)``, so any sample can be
-        replayed alone. None draws a fresh seed (then read it from nothing: pass one to
-        reproduce).
+        replayed alone. None draws a fresh seed from the OS (pass a seed to reproduce).
     offset : int, default=0
         Passed to every call.
     fixed_mask : bool, default=False
