@@ -123,6 +123,7 @@ def run_dieharder(args, seed, source="kernel", log=None, echo=True):
             log.write(line)
             log.flush()
     proc.wait()
+    proc.stdout.close()
     try:
         proc.stdin.close()         # ends the feeder if dieharder exited without closing
     except OSError:
