@@ -36,9 +36,10 @@ ctypedef fused floating:
     float
     double
 
-# Below this many chunks a call runs on the calling thread: entering a parallel region costs
-# microseconds, more than a few chunks take. The result is the same either way.
-cdef int64_t PARALLEL_MIN_CHUNKS = 16
+# Below this many chunks (128K elements) a call runs on the calling thread: a parallel region costs
+# microseconds, and its idle workers spin for a while afterwards, taking the cores from whatever
+# runs next (a BLAS call in a training step). The result is the same either way.
+cdef int64_t PARALLEL_MIN_CHUNKS = 32
 
 BLOCK = CYDROP_BLOCK
 CHUNK = CYDROP_CHUNK
