@@ -12,7 +12,7 @@ from cydrop import reference
 
 from conftest import bits_of
 
-SETTINGS = settings(deadline=None, max_examples=40,
+SETTINGS = settings(deadline=None, max_examples=60,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 dtypes = st.sampled_from([np.dtype(np.float32), np.dtype(np.float64)])
@@ -35,7 +35,7 @@ def offsets(draw, size):
         return draw(st.integers(1, 2**40)) * 4096 + draw(st.integers(-33, 33)) % 4096
     if kind == "2**32":
         return 2**32 + draw(st.integers(-5000, 5000))
-    return 2**64 - size - draw(st.integers(0, 5000))
+    return 2**64 - max(size, 1) - draw(st.integers(0, 5000))
 
 
 @st.composite
