@@ -419,6 +419,14 @@ cdef inline bint _usable_out(object out, cnp.ndarray like) noexcept:
     return a0 == b0 or a0 + nbytes <= b0 or b0 + nbytes <= a0
 
 
+cdef inline object _output_for(object out, cnp.ndarray like):
+    """A new array like `like` when out is None, out when usable, else None (not fast)."""
+    if out is None:
+        return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(like), cnp.PyArray_DIMS(like),
+                                 cnp.PyArray_TYPE(like), 0)
+    return out if _usable_out(out, like) else None
+
+
 cdef inline int _fast_threads(object n_threads, int64_t n) except -2:
     """1 for small calls (threads do not matter), else the resolved count; -1: not fast."""
     if n_threads is not None and (not PyLong_CheckExact(n_threads) or n_threads == 0):
@@ -467,15 +475,11 @@ def fast_forward(x, rate, seed, offset, out, mask, n_threads):
         seed = _fresh_seed()
     if not _uint64_value(seed, &s):
         return None
-    if out is None:
-        ya = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(xa), cnp.PyArray_DIMS(xa), cnp.PyArray_TYPE(xa), 0)
-    elif _usable_out(out, xa):
-        ya = <cnp.ndarray>out
-    else:
-        return None
     threads = _fast_threads(n_threads, n)
-    if threads < 0:
+    y = _output_for(out, xa) if threads > 0 else None
+    if y is None:
         return None
+    ya = <cnp.ndarray>y
     stored = None
     if mask == "bits":
         stored = cnp.PyArray_EMPTY(1, [(n + 7) // 8], cnp.NPY_UINT8, 0)
@@ -512,15 +516,11 @@ def fast_backward(dout, cache, out, n_threads):
     n = cnp.PyArray_SIZE(da)
     if n == 0:
         return None
-    if out is None:
-        dx = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(da), cnp.PyArray_DIMS(da), cnp.PyArray_TYPE(da), 0)
-    elif _usable_out(out, da):
-        dx = <cnp.ndarray>out
-    else:
-        return None
     threads = _fast_threads(n_threads, n)
-    if threads < 0:
+    y = _output_for(out, da) if threads > 0 else None
+    if y is None:
         return None
+    dx = <cnp.ndarray>y
     f32 = cnp.PyArray_TYPE(da) == cnp.NPY_FLOAT32
     if c.mask_mode == "recompute":
         with nogil:
