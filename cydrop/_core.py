@@ -250,7 +250,15 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
         _kernels.forward(_flat(src), _flat(dst), cache.seed, cache.offset, cache.threshold,
                          cache.scale, None, None, threads)
     else:
-        _kernels.backward(_flat(src), _flat(dst), _flat(cache.stored_mask),
+        mask = cache.stored_mask
+        need = (dout.size + 7) // 8 if cache.mask_mode == "bits" else dout.size
+        if (not isinstance(mask, np.ndarray) or mask.dtype != np.uint8
+                or not mask.flags.c_contiguous or mask.size != need):
+            raise ValueError(
+                f"cache's stored {cache.mask_mode} mask was changed after the forward call: "
+                f"a {cache.shape} mask needs {need} contiguous uint8 bytes, got "
+                f"{getattr(mask, 'size', None)} of dtype {getattr(mask, 'dtype', None)}")
+        _kernels.backward(_flat(src), _flat(dst), _flat(mask),
                           cache.mask_mode == "bits", cache.scale, threads)
     if writeback is not None:
         np.copyto(writeback, dst)

@@ -529,6 +529,8 @@ def fast_backward(dout, cache, out, n_threads):
     else:
         m = <cnp.ndarray>c.stored_mask
         is_bits = c.mask_mode == "bits"
+        if cnp.PyArray_NBYTES(m) != ((n + 7) // 8 if is_bits else n):
+            return None        # a tampered mask: the general path raises
         with nogil:
             run_backward(f32, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n,
                          <const uint8_t *>cnp.PyArray_DATA(m), is_bits, c.scale, threads)
