@@ -117,7 +117,7 @@ def build_parser():
                     help="hidden layer sizes (spiral: 128,128; others: 256,256)")
     tr.add_argument("--rates", type=_rate_list, default=None, metavar="R[,R...]",
                     help="dropout rate (drop probability) after each hidden layer; one value for all "
-                         "(spiral: 0.1; others: 0.2,0.5)")
+                         "(spiral: 0.1; others: 0.2 then 0.5)")
     tr.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam")
     tr.add_argument("--lr", type=_positive_float, default=None, help="learning rate (adam: 0.005, sgd: 0.1)")
     tr.add_argument("--decay", type=_nonneg_float, default=0.0, help="lr / (1 + decay * step)")
@@ -188,7 +188,8 @@ def _train(args, out):
     n_threads = cydrop.effective_n_threads(args.threads)
     spiral = args.dataset == "spiral"
     hidden = args.hidden or ([128, 128] if spiral else [256, 256])
-    rates = args.rates or ([0.1] if spiral else [0.2, 0.5])
+    # d2l's advice: a lower rate next to the input, 0.5 deeper
+    rates = args.rates or ([0.1] if spiral else [0.2] + [0.5] * (len(hidden) - 1))
     if len(rates) == 1:
         rates = rates * len(hidden)
     if len(rates) != len(hidden):

@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import subprocess
 import sys
 import types
@@ -27,14 +28,14 @@ def test_train_spiral_summary(capsys):
     assert err == ""
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("dataset"))
-    row = lines[header + 2].split()
-    assert row[0] == "spiral" and "2 -> 32 -> 3" in lines[header + 2]
+    cols = dict(zip(re.split(r"\s{2,}", lines[header]), re.split(r"\s{2,}", lines[header + 2])))
+    assert cols["dataset"] == "spiral" and cols["model"] == "2 -> 32 -> 3" and cols["epochs"] == "3"
     # not a TTY: plain epoch lines, no carriage returns
     assert "\r" not in out
     assert sum(line.startswith("epoch ") for line in lines) == 3
     assert "rate 0.1" in lines[0]
-    val_acc = float(row[row.index("3") + 3])  # columns after epochs: loss, train_acc, val_acc
-    assert 1 / 3 < val_acc <= 1.0
+    assert 1 / 3 < float(cols["val_acc"]) <= 1.0
+    assert cols["rates"] == "0.1" and cols["optimizer"] == "adam lr 0.005"
 
 
 def test_train_is_reproducible_and_quiet(capsys):
