@@ -52,7 +52,8 @@ def test_cs231n_small():
 def test_d2l_rate_one_runs_and_gives_chance_accuracy():
     pytest.importorskip("sklearn")
     out = io.StringIO()
-    res = E.d2l_sweep(pairs=((0.0, 0.0), (0.5, 0.5), (1.0, 1.0)), epochs=40, stream=out)
+    res = E.d2l_sweep(pairs=((0.0, 0.0), (0.5, 0.5), (1.0, 1.0)), epochs=40, stream=out,
+                      n_threads=1)  # 1 thread: robust timing on a loaded CI box; masks are identical
     none, half, ones = res
     assert none["test_acc"] > 0.8 and half["test_acc"] > 0.7
     # rate 1: every hidden activation is zero in training; only the output bias learns
