@@ -303,3 +303,14 @@ def test_softmax_cross_entropy_layer():
     loss = crit(np.zeros((2, 5)), np.array([1, 2]))
     assert loss == pytest.approx(np.log(5))
     np.testing.assert_allclose(crit.backward(2.0), 2 * F.softmax_cross_entropy(np.zeros((2, 5)), [1, 2])[1])
+
+
+@pytest.mark.parametrize("name", ["cydrop.nn.functional", "cydrop.nn.layers", "cydrop.nn.optim",
+                                  "cydrop.nn.models", "cydrop.nn.solver", "cydrop.nn.gradcheck",
+                                  "cydrop.nn.progress", "cydrop.data", "cydrop.experiments"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

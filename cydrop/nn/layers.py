@@ -556,6 +556,12 @@ class Sequential(Module):
             layer.n_threads = value
 
     def children(self):
+        """Return the layers, for :meth:`train` / :meth:`eval`.
+
+        Returns
+        -------
+        children : tuple of Module
+        """
         return tuple(self.layers)
 
     def __len__(self):
@@ -566,6 +572,7 @@ class Sequential(Module):
 
     @property
     def params(self):
+        """dict: every layer's arrays under ``"<index>.<name>"`` (live, not copies)."""
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
 
     @params.setter
@@ -579,6 +586,7 @@ class Sequential(Module):
 
     @property
     def grads(self):
+        """dict: the layers' last gradients, keyed like :attr:`params`."""
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
 
     def forward(self, x):
