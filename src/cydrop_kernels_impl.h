@@ -18,6 +18,24 @@
 #define CYDROP_CAT(a, b) CYDROP_CAT_(a, b)
 #define CYDROP_FN(name) CYDROP_CAT(name, CYDROP_ISA)
 
+#if CYDROP_HAVE_VEC
+/* One xoshiro256++ step of the eight lanes held in the native vectors A, B, C, E (the state
+ * words s0..s3); the outputs go to O. */
+#define CYDROP_LANES_STEP()                                                   \
+    do {                                                                          \
+    for (int v_ = 0; v_ < CYDROP_NV; v_++) {                                  \
+        const cydrop_vnat sum_ = A[v_] + E[v_], t_ = B[v_] << 17;             \
+        O[v_] = ((sum_ << 23) | (sum_ >> 41)) + A[v_];                        \
+        C[v_] ^= A[v_];                                                       \
+        E[v_] ^= B[v_];                                                       \
+        B[v_] ^= C[v_];                                                       \
+        A[v_] ^= E[v_];                                                       \
+        C[v_] ^= t_;                                                          \
+        E[v_] = (E[v_] << 45) | (E[v_] >> 19);                                \
+    }                                                                         \
+} while (0)
+#endif
+
 /* d[i] := the 16-bit draw of global element g0 + i, for i < count <= CYDROP_CHUNK.
  * A step's eight 64-bit lane outputs, read as 32 little-endian uint16, are the draws of 32
  * consecutive elements (lane j feeds elements 4j .. 4j + 3 of the step). */
@@ -42,41 +60,28 @@ static void CYDROP_FN(cydrop_fill_draws)(uint64_t key, uint64_t g0, int64_t coun
         memcpy(B, st.s1, sizeof B);
         memcpy(C, st.s2, sizeof C);
         memcpy(E, st.s3, sizeof E);
-#define CYDROP_STEP()                                                                        \
-        do {                                                                                 \
-            for (int v_ = 0; v_ < CYDROP_NV; v_++) {                                         \
-                const cydrop_vnat sum_ = A[v_] + E[v_], t_ = B[v_] << 17;                   \
-                O[v_] = ((sum_ << 23) | (sum_ >> 41)) + A[v_];                               \
-                C[v_] ^= A[v_];                                                              \
-                E[v_] ^= B[v_];                                                              \
-                B[v_] ^= C[v_];                                                              \
-                A[v_] ^= E[v_];                                                              \
-                C[v_] ^= t_;                                                                 \
-                E[v_] = (E[v_] << 45) | (E[v_] >> 19);                                       \
-            }                                                                                \
-        } while (0)
+
         for (int64_t s = 0; s < s0; s++)
-            CYDROP_STEP();
+            CYDROP_LANES_STEP();
         for (int64_t s = full0 > s0 ? s0 : s1; s < full0 && s < s1; s++) { /* leading edge */
             const int64_t lo = s * CYDROP_PER_STEP;
             const int64_t hi = lo + CYDROP_PER_STEP < e1 ? lo + CYDROP_PER_STEP : e1;
-            CYDROP_STEP();
+            CYDROP_LANES_STEP();
             cydrop_store_draws(tmp, (const uint64_t *)O);
             for (int64_t x = e0; x < hi; x++)
                 d[x - e0] = tmp[x - lo];
         }
         for (int64_t s = full0; s < full1; s++) {                          /* whole steps */
-            CYDROP_STEP();
+            CYDROP_LANES_STEP();
             cydrop_store_draws(d + (s * CYDROP_PER_STEP - e0), (const uint64_t *)O);
         }
         if (full1 < s1 && full1 >= full0) {                                 /* trailing edge */
             const int64_t lo = full1 * CYDROP_PER_STEP;
-            CYDROP_STEP();
+            CYDROP_LANES_STEP();
             cydrop_store_draws(tmp, (const uint64_t *)O);
             for (int64_t x = lo; x < e1; x++)
                 d[x - e0] = tmp[x - lo];
         }
-#undef CYDROP_STEP
 #else
         uint64_t out[CYDROP_LANES];
         for (int64_t s = 0; s < s0; s++)
@@ -202,6 +207,58 @@ static inline int64_t CYDROP_FN(cydrop_chunk_count)(int64_t n, int64_t t)
     return n - lo < CYDROP_CHUNK ? n - lo : CYDROP_CHUNK;
 }
 
+/* Forward over the first cnt <= CYDROP_BLOCK elements of one whole block, generating each
+ * step's 32 draws and applying them at once: the generator's arithmetic overlaps the loads and
+ * stores instead of running in a separate pass. Same bits as fill_draws + apply_draws. */
+#if CYDROP_HAVE_VEC
+#define CYDROP_DEFINE_BLOCK_FORWARD(T, SUF, UT)                                                \
+    static void CYDROP_FN(cydrop_forward_block_##SUF)(const T *x, T *y, int64_t cnt,           \
+                                                       uint64_t key, uint64_t block,           \
+                                                       uint32_t thr, T scale)                  \
+    {                                                                                          \
+        cydrop_lanes st;                                                                       \
+        cydrop_vnat A[CYDROP_NV], B[CYDROP_NV], C[CYDROP_NV], E[CYDROP_NV], O[CYDROP_NV];      \
+        uint16_t dd[CYDROP_PER_STEP];                                                          \
+        cydrop_lanes_seed(&st, key, block);                                                    \
+        memcpy(A, st.s0, sizeof A);                                                            \
+        memcpy(B, st.s1, sizeof B);                                                            \
+        memcpy(C, st.s2, sizeof C);                                                            \
+        memcpy(E, st.s3, sizeof E);                                                            \
+        for (int64_t base = 0; base < cnt; base += CYDROP_PER_STEP) {                          \
+            const int64_t m = cnt - base < CYDROP_PER_STEP ? cnt - base : CYDROP_PER_STEP;     \
+            CYDROP_LANES_STEP();                                                               \
+            cydrop_store_draws(dd, (const uint64_t *)O);                                       \
+            if (m == CYDROP_PER_STEP) {                                                        \
+                for (int k = 0; k < CYDROP_PER_STEP; k++) {                                    \
+                    const T v = x[base + k] * scale;                                           \
+                    UT u;                                                                      \
+                    memcpy(&u, &v, sizeof u);                                                  \
+                    u &= -(UT)((uint32_t)dd[k] < thr);                                         \
+                    memcpy(&y[base + k], &u, sizeof u);                                        \
+                }                                                                              \
+            } else {                                                                           \
+                CYDROP_FN(cydrop_apply_draws_##SUF)(x + base, y + base, dd, m, thr, scale);     \
+            }                                                                                  \
+        }                                                                                      \
+    }
+CYDROP_DEFINE_BLOCK_FORWARD(float, f32, uint32_t)
+CYDROP_DEFINE_BLOCK_FORWARD(double, f64, uint64_t)
+#undef CYDROP_DEFINE_BLOCK_FORWARD
+#else
+static void CYDROP_FN(cydrop_forward_block_f32)(const float *x, float *y, int64_t cnt,
+                                                uint64_t key, uint64_t block, uint32_t thr,
+                                                float scale)
+{
+    (void)x; (void)y; (void)cnt; (void)key; (void)block; (void)thr; (void)scale;
+}
+static void CYDROP_FN(cydrop_forward_block_f64)(const double *x, double *y, int64_t cnt,
+                                                uint64_t key, uint64_t block, uint32_t thr,
+                                                double scale)
+{
+    (void)x; (void)y; (void)cnt; (void)key; (void)block; (void)thr; (void)scale;
+}
+#endif
+
 /* Forward (and recompute-backward) of chunk t; bits/bytes, when not NULL, receive the mask. */
 #define CYDROP_DEFINE_KERNELS(T, SUF)                                                          \
     static void CYDROP_FN(cydrop_forward_##SUF)(const T *x, T *y, int64_t n, uint64_t key,   \
@@ -210,7 +267,13 @@ static inline int64_t CYDROP_FN(cydrop_chunk_count)(int64_t n, int64_t t)
     {                                                                                          \
         uint16_t d[CYDROP_CHUNK];                                                              \
         const int64_t lo = t * CYDROP_CHUNK, cnt = CYDROP_FN(cydrop_chunk_count)(n, t);        \
-        CYDROP_FN(cydrop_fill_draws)(key, offset + (uint64_t)lo, cnt, d);                     \
+        const uint64_t g0 = offset + (uint64_t)lo;                                             \
+        if (CYDROP_HAVE_VEC && !bits && !bytes && g0 % CYDROP_BLOCK == 0) {                    \
+            CYDROP_FN(cydrop_forward_block_##SUF)(x + lo, y + lo, cnt, key,                    \
+                                                   g0 / CYDROP_BLOCK, thr, scale);             \
+            return;                                                                            \
+        }                                                                                      \
+        CYDROP_FN(cydrop_fill_draws)(key, g0, cnt, d);                                         \
         CYDROP_FN(cydrop_apply_draws_##SUF)(x + lo, y + lo, d, cnt, thr, scale);               \
         if (bits || bytes)                                                                     \
             CYDROP_FN(cydrop_store_mask)(d, cnt, thr, lo, bits, bytes);                        \
@@ -324,6 +387,9 @@ static const cydrop_kernels CYDROP_FN(cydrop_table) = {
 };
 
 #undef CYDROP_DEFINE_KERNELS
+#ifdef CYDROP_LANES_STEP
+#undef CYDROP_LANES_STEP
+#endif
 #undef CYDROP_FN
 #undef CYDROP_CAT
 #undef CYDROP_CAT_
