@@ -22,18 +22,18 @@
 /* One xoshiro256++ step of the eight lanes held in the native vectors A, B, C, E (the state
  * words s0..s3); the outputs go to O. */
 #define CYDROP_LANES_STEP()                                                   \
-    do {                                                                          \
-    for (int v_ = 0; v_ < CYDROP_NV; v_++) {                                  \
-        const cydrop_vnat sum_ = A[v_] + E[v_], t_ = B[v_] << 17;             \
-        O[v_] = ((sum_ << 23) | (sum_ >> 41)) + A[v_];                        \
-        C[v_] ^= A[v_];                                                       \
-        E[v_] ^= B[v_];                                                       \
-        B[v_] ^= C[v_];                                                       \
-        A[v_] ^= E[v_];                                                       \
-        C[v_] ^= t_;                                                          \
-        E[v_] = (E[v_] << 45) | (E[v_] >> 19);                                \
-    }                                                                         \
-} while (0)
+    do {                                                                      \
+        for (int v_ = 0; v_ < CYDROP_NV; v_++) {                              \
+            const cydrop_vnat sum_ = A[v_] + E[v_], t_ = B[v_] << 17;         \
+            O[v_] = ((sum_ << 23) | (sum_ >> 41)) + A[v_];                    \
+            C[v_] ^= A[v_];                                                   \
+            E[v_] ^= B[v_];                                                   \
+            B[v_] ^= C[v_];                                                   \
+            A[v_] ^= E[v_];                                                   \
+            C[v_] ^= t_;                                                      \
+            E[v_] = (E[v_] << 45) | (E[v_] >> 19);                            \
+        }                                                                     \
+    } while (0)
 #endif
 
 /* d[i] := the 16-bit draw of global element g0 + i, for i < count <= CYDROP_CHUNK.
