@@ -61,8 +61,12 @@ def synthetic_data(seed=0):
     return X, y
 
 
-def build_model(impl, seed=0, n_threads=None):
-    """The benchmark MLP with dropout ``impl`` in {'cydrop', 'numpy', 'none'}."""
+def build_model(impl, seed=0, n_threads=None, fuse=False):
+    """The benchmark MLP with dropout ``impl`` in {'cydrop', 'numpy', 'none'}.
+
+    ``fuse=False`` (the default here) keeps every layer a separate call, so the dropout layer's
+    own share of the epoch can be timed; ``fuse=True`` is the trainer's default fused path.
+    """
     seeds = np.random.SeedSequence(seed).generate_state(6)
 
     def drop(rate, s):
@@ -75,7 +79,7 @@ def build_model(impl, seed=0, n_threads=None):
     layers = [Dense(N_IN, HIDDEN, dtype=np.float32, seed=int(seeds[0])), ReLU(), *drop(RATES[0], seeds[3]),
               Dense(HIDDEN, HIDDEN, dtype=np.float32, seed=int(seeds[1])), ReLU(), *drop(RATES[1], seeds[4]),
               Dense(HIDDEN, N_CLASSES, dtype=np.float32, seed=int(seeds[2]))]
-    return Sequential(*layers, n_threads=n_threads)
+    return Sequential(*layers, n_threads=n_threads, fuse=fuse)
 
 
 def train_epoch(model, X, y, opt, rng):

@@ -61,6 +61,16 @@ def _positive_int(text):
     return value
 
 
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"must be an integer with 0 <= seed < 2**64, got {text!r}")
+    return value
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -124,7 +134,7 @@ def build_parser():
     tr.add_argument("--l2", type=_nonneg_float, default=0.0, help="L2 penalty on weights and biases")
     tr.add_argument("--epochs", type=_positive_int, default=None, help="epochs (spiral: 60; others: 10)")
     tr.add_argument("--batch-size", type=_positive_int, default=None, help="minibatch size (default 128)")
-    tr.add_argument("--seed", type=int, default=0, help="model seed (data split, weights, masks, shuffling)")
+    tr.add_argument("--seed", type=_seed, default=0, help="model seed (data split, weights, masks, shuffling)")
     tr.add_argument("--float32", action="store_true", help="train in float32 (default float64; mnist: float32)")
     _common(tr)
 
@@ -133,7 +143,7 @@ def build_parser():
     ex.add_argument("name", choices=("nnfs", "cs231n", "d2l"))
     ex.add_argument("--epochs", type=_positive_int, default=None,
                     help="override the experiment's epochs (nnfs 10000, cs231n 25, d2l 100 on digits)")
-    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--seed", type=_seed, default=0)
     ex.add_argument("--hidden", type=_int_list, default=None, metavar="N[,N...]",
                     help="nnfs: hidden sizes to run (default 64,512)")
     ex.add_argument("--dataset", choices=("digits", "mnist", "fashion-mnist"), default="digits",

@@ -63,7 +63,7 @@ def affine_forward(x, w, b):
     return out, (x, w, b)
 
 
-def affine_backward(dout, cache):
+def affine_backward(dout, cache, need_dx=True):
     """Compute the backward pass of an affine layer.
 
     Parameters
@@ -72,11 +72,14 @@ def affine_backward(dout, cache):
         Upstream gradient.
     cache : tuple
         ``(x, w, b)`` as returned by :func:`affine_forward`.
+    need_dx : bool, default=True
+        ``False`` skips the input gradient (a network's first layer needs none), saving one
+        matrix product.
 
     Returns
     -------
-    dx : ndarray of shape (N, d_1, ..., d_k)
-        Gradient with respect to ``x``.
+    dx : ndarray of shape (N, d_1, ..., d_k), or None
+        Gradient with respect to ``x`` (None when ``need_dx`` is False).
     dw : ndarray of shape (D, M)
         Gradient with respect to ``w``.
     db : ndarray of shape (M,)
@@ -84,7 +87,7 @@ def affine_backward(dout, cache):
     """
     x, w, _ = cache
     x2 = x.reshape(x.shape[0], -1)
-    dx = (dout @ w.T).reshape(x.shape)
+    dx = (dout @ w.T).reshape(x.shape) if need_dx else None
     dw = x2.T @ dout
     db = dout.sum(axis=0)
     return dx, dw, db

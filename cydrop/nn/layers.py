@@ -16,6 +16,8 @@ import numbers
 import numpy as np
 
 import cydrop as _cydrop
+from cydrop import _validation
+from cydrop import fused as _fused
 
 from . import functional as F
 
@@ -242,16 +244,18 @@ class Dense(Module):
         out, self._cache = F.affine_forward(x, self._params["W"], self._params["b"])
         return out
 
-    def backward(self, dout):
+    def backward(self, dout, *, need_dx=True):
         """Back-propagate ``dout`` and store ``grads`` (penalties included).
 
         Parameters
         ----------
         dout : ndarray of shape (N, M)
+        need_dx : bool, default=True
+            ``False`` skips the input gradient and returns None (for a first layer).
 
         Returns
         -------
-        dx : ndarray of shape (N, D)
+        dx : ndarray of shape (N, D), or None
 
         Raises
         ------
@@ -260,7 +264,7 @@ class Dense(Module):
         """
         if self._cache is None:
             raise RuntimeError("Dense.backward called before forward")
-        dx, dw, db = F.affine_backward(dout, self._cache)
+        dx, dw, db = F.affine_backward(dout, self._cache, need_dx=need_dx)
         w, b = self._params["W"], self._params["b"]
         if self.weight_l1:
             dw += self.weight_l1 * np.sign(w)
@@ -392,6 +396,8 @@ class Dropout(Module):
     def __init__(self, rate=0.5, *, seed=None, n_threads=None):
         super().__init__()
         self.rate = _check_rate(rate)
+        if n_threads is not None:
+            _cydrop.effective_n_threads(n_threads)      # rejects 0 and non-ints now
         self.n_threads = n_threads
         self.reseed(seed)
 
@@ -423,6 +429,7 @@ class Dropout(Module):
         -------
         out : ndarray, same shape and dtype as ``x``
         """
+        x = _validation.as_float_array(x, "x")        # before the stream advances
         if not self.training or self.rate == 0.0:
             self._cache = None
             return x
@@ -515,6 +522,12 @@ class Sequential(Module):
         :class:`SoftmaxCrossEntropy`.
     n_threads : int or None, default=None
         Thread count passed down to every layer.
+    fuse : bool, default=True
+        Run each ``Dense, ReLU[, Dropout]`` run of layers (exactly these classes) as one fused
+        pass: the bias add, the ReLU and the dropout mask in one kernel forward
+        (:func:`cydrop.fused.bias_relu_dropout`), and one mask-free kernel backward. The
+        results are the same as unfused, bit for bit in the forward pass; the fused layers'
+        own ``forward`` / ``backward`` are not called.
 
     Attributes
     ----------
@@ -535,7 +548,7 @@ class Sequential(Module):
     (False, False)
     """
 
-    def __init__(self, *layers, loss=None, n_threads=None):
+    def __init__(self, *layers, loss=None, n_threads=None, fuse=True):
         super().__init__()
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
@@ -543,6 +556,8 @@ class Sequential(Module):
         self.layers = list(layers)
         self.criterion = SoftmaxCrossEntropy() if loss is None else loss
         self.n_threads = n_threads
+        self.fuse = _validation.check_bool(fuse, "fuse")
+        self._fused_caches = {}
 
     @property
     def n_threads(self):
@@ -551,6 +566,8 @@ class Sequential(Module):
 
     @n_threads.setter
     def n_threads(self, value):
+        if value is not None:
+            _cydrop.effective_n_threads(value)          # rejects 0 and non-ints now
         self._n_threads = value
         for layer in getattr(self, "layers", ()):
             layer.n_threads = value
@@ -600,24 +617,74 @@ class Sequential(Module):
         -------
         scores : ndarray of shape (N, C)
         """
-        for layer in self.layers:
-            x = layer.forward(x)
+        self._fused_caches = {}
+        for start, stop in self._segments():
+            if stop - start == 1:
+                x = self.layers[start].forward(x)
+            else:
+                x = self._fused_forward(start, stop, x)
         return x
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
         """Back-propagate ``dout`` through every layer, last first.
 
         Parameters
         ----------
         dout : ndarray of shape (N, C)
+        input_grad : bool, default=True
+            ``False`` skips the gradient with respect to the network's input (the first
+            layer's, when it is a :class:`Dense`) and returns None: one matrix product less.
 
         Returns
         -------
-        dx : ndarray of shape (N, D)
+        dx : ndarray of shape (N, D), or None
         """
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
+        segments = self._segments()
+        for start, stop in reversed(segments):
+            first = start == 0
+            layer = self.layers[start]
+            if stop - start > 1:
+                dout, db = _fused.bias_relu_dropout_backward(dout, self._fused_caches[start])
+                dout = layer.backward(dout, need_dx=input_grad or not first)
+            elif first and not input_grad and type(layer) is Dense:
+                dout = layer.backward(dout, need_dx=False)
+            else:
+                dout = layer.backward(dout)
         return dout
+
+    def _segments(self):
+        """(start, stop) index ranges: fused ``Dense, ReLU[, Dropout]`` runs or single layers."""
+        layers, out, i = self.layers, [], 0
+        while i < len(layers):
+            stop = i + 1
+            if (self.fuse and type(layers[i]) is Dense and i + 1 < len(layers)
+                    and type(layers[i + 1]) is ReLU):
+                stop = i + 3 if i + 2 < len(layers) and type(layers[i + 2]) is Dropout else i + 2
+            out.append((i, stop))
+            i = stop
+        return out
+
+    def _fused_forward(self, start, stop, x):
+        """Dense -> ReLU [-> Dropout] as one matrix product and one fused kernel."""
+        dense = self.layers[start]
+        x = _validation.as_float_array(x, "x")
+        w, b = dense.params["W"], dense.params["b"]
+        x2 = x.reshape(x.shape[0], -1)
+        if x2.shape[1] != w.shape[0]:
+            raise ValueError(f"x must have {w.shape[0]} features per example to match w of shape "
+                             f"{w.shape}, got x of shape {x.shape}")
+        z = x2 @ w
+        dense._cache = (x, w, b)                       # Dense.backward computes dW and dx
+        drop = self.layers[start + 2] if stop - start == 3 else None
+        rate, seed, offset = 0.0, None, 0
+        if drop is not None and drop.training and drop.rate > 0.0:
+            rate = drop.rate
+            seed, offset = drop._stream.next(z.size)
+        if b.dtype != z.dtype:                          # e.g. float64 input, float32 layer
+            b = b.astype(z.dtype)
+        out, self._fused_caches[start] = _fused.bias_relu_dropout(
+            z, b, rate, seed=seed, offset=offset, out=z, n_threads=self.n_threads)
+        return out
 
     def regularization_loss(self):
         """Return the sum of the layers' penalties.
@@ -650,7 +717,7 @@ class Sequential(Module):
         if y is None:
             return scores
         loss = self.criterion.forward(scores, y) + self.regularization_loss()
-        self.backward(self.criterion.backward())
+        self.backward(self.criterion.backward(), input_grad=False)
         return loss, self.grads
 
     def predict(self, X, batch_size=None):
@@ -686,7 +753,10 @@ class Sequential(Module):
         return [layer for layer in self.layers if isinstance(layer, Dropout)]
 
     def reseed(self, seed):
-        """Restart every dropout layer's mask stream from one model seed.
+        """Restart every stochastic layer's mask stream from one model seed.
+
+        Every layer with a ``reseed`` method takes part (:class:`Dropout` and the layers of
+        :mod:`cydrop.variants_layers`), in order.
 
         Child seeds are derived with :class:`numpy.random.SeedSequence`, so
         the layers draw independent masks.
@@ -699,7 +769,7 @@ class Sequential(Module):
         -------
         self : Sequential
         """
-        drops = self.dropout_layers()
+        drops = [layer for layer in self.layers if callable(getattr(layer, "reseed", None))]
         for layer, s in zip(drops, _child_seeds(seed, len(drops))):
             layer.reseed(s)
         return self

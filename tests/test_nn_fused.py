@@ -1,0 +1,74 @@
+"""Sequential's fused Dense -> ReLU -> Dropout path trains exactly like the layer-by-layer one."""
+
+import numpy as np
+import pytest
+
+from cydrop.nn import SGD, Adam, Dense, Dropout, ReLU, Sequential
+
+
+def _model(fuse, dtype, seed=0):
+    return Sequential(Dense(20, 32, dtype=dtype, seed=seed), ReLU(), Dropout(0.3, seed=seed + 1),
+                      Dense(32, 16, dtype=dtype, seed=seed + 2), ReLU(),
+                      Dense(16, 16, dtype=dtype, seed=seed + 3), ReLU(), Dropout(0.5, seed=seed + 4),
+                      Dense(16, 4, dtype=dtype, seed=seed + 5), fuse=fuse)
+
+
+@pytest.mark.parametrize("opt_cls", [SGD, Adam])
+def test_fused_and_unfused_training_runs_are_identical(dtype, opt_cls):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 20)).astype(dtype)
+    y = rng.integers(0, 4, 64)
+    runs = []
+    for fuse in (True, False):
+        model = _model(fuse, dtype)
+        assert len(model._segments()) == (4 if fuse else 9)
+        opt = opt_cls(learning_rate=0.05)
+        losses = []
+        for step in range(6):
+            loss, grads = model.loss(X[step * 8:step * 8 + 32], y[step * 8:step * 8 + 32])
+            opt.step(model.params, grads)
+            losses.append(loss)
+        runs.append((losses, {k: v.copy() for k, v in model.params.items()},
+                     model.eval().forward(X)))
+    (l1, p1, s1), (l2, p2, s2) = runs
+    assert l1 == l2
+    for k in p1:
+        np.testing.assert_array_equal(p1[k], p2[k], err_msg=k)
+    np.testing.assert_array_equal(s1, s2)
+
+
+def test_backward_input_grad_false_skips_only_the_input_gradient():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((8, 20))
+    model = _model(True, np.float64).eval()
+    dout = rng.standard_normal((8, 4))
+    model.forward(X)
+    dx = model.backward(dout)
+    full = {k: v.copy() for k, v in model.grads.items()}
+    model.forward(X)
+    assert model.backward(dout, input_grad=False) is None
+    for k, v in model.grads.items():
+        np.testing.assert_array_equal(v, full[k])
+    assert dx.shape == X.shape
+
+
+def test_float64_input_into_a_float32_model_matches_unfused():
+    X = np.random.default_rng(2).standard_normal((5, 20))
+    fused = _model(True, np.float32).eval().forward(X)
+    plain = _model(False, np.float32).eval().forward(X)
+    assert fused.dtype == plain.dtype
+    np.testing.assert_array_equal(fused, plain)
+
+
+def test_reseed_reaches_variant_layers():
+    from cydrop.variants_layers import GaussianDropout
+    net = Sequential(Dense(4, 4, seed=0), GaussianDropout(0.3, seed=1), Dense(4, 2, seed=2))
+    X = np.ones((3, 4))
+    net.reseed(5)
+    a = net.forward(X)
+    net.reseed(5)
+    b = net.forward(X)
+    net.reseed(6)
+    c = net.forward(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
