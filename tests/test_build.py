@@ -43,3 +43,15 @@ def test_cydrop_isa_rejects_unknown_variants():
     res = _run("import cydrop", CYDROP_ISA="sse9")
     assert res.returncode != 0
     assert "CYDROP_ISA='sse9': variant must be one of" in res.stderr
+
+
+def test_openmp_spin_setting_does_not_leak_into_the_environment():
+    code = "import os, cydrop; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    import subprocess
+    import sys
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "None", res.stderr
+    res = _run(code, GOMP_SPINCOUNT="123")
+    assert res.stdout.strip() == "123"
