@@ -98,12 +98,11 @@ def measure(sizes, dtype=np.float32, threads=None, repeat=5, budget=2.0, torch=N
     for label, n in sizes:
         impls = implementations(n, np.dtype(dtype), threads, torch)
         best = {name: float("inf") for name, _ in impls}
-        for name, fn in impls:                      # warm up (page faults, caches)
-            fn()
         inner = max(1, int(2e6 // max(n, 1)))       # several calls per sample for tiny sizes
         deadline = time.perf_counter() + budget * len(impls)
         for r in range(repeat):
             for name, fn in impls:                  # round-robin: same conditions for all
+                fn()                                # warm: caches and pages as in a loop
                 t0 = time.perf_counter()
                 for _ in range(inner):
                     fn()

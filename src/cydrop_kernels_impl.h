@@ -207,6 +207,17 @@ static inline int64_t CYDROP_FN(cydrop_chunk_count)(int64_t n, int64_t t)
     return n - lo < CYDROP_CHUNK ? n - lo : CYDROP_CHUNK;
 }
 
+/* The chunk's mask, from its draws, into packed bits and/or 0/1 bytes (either may be NULL). */
+static void CYDROP_FN(cydrop_store_mask)(const uint16_t *restrict d, int64_t cnt, uint32_t thr,
+                                         int64_t lo, uint8_t *bits, uint8_t *bytes)
+{
+    uint8_t keep[CYDROP_CHUNK];
+    uint8_t *k = bytes ? bytes + lo : keep;
+    CYDROP_FN(cydrop_keep_bytes)(d, cnt, thr, k);
+    if (bits)
+        CYDROP_FN(cydrop_pack_bits)(k, cnt, bits + lo / 8);
+}
+
 /* Forward over the first cnt <= CYDROP_BLOCK elements of one whole block, generating each
  * step's 32 draws and applying them at once: the generator's arithmetic overlaps the loads and
  * stores instead of running in a separate pass. Same bits as fill_draws + apply_draws. */
@@ -214,7 +225,8 @@ static inline int64_t CYDROP_FN(cydrop_chunk_count)(int64_t n, int64_t t)
 #define CYDROP_DEFINE_BLOCK_FORWARD(T, SUF, UT)                                                \
     static void CYDROP_FN(cydrop_forward_block_##SUF)(const T *x, T *y, int64_t cnt,           \
                                                        uint64_t key, uint64_t block,           \
-                                                       uint32_t thr, T scale)                  \
+                                                       uint32_t thr, T scale, uint8_t *bits,   \
+                                                       uint8_t *bytes)                         \
     {                                                                                          \
         cydrop_lanes st;                                                                       \
         cydrop_vnat A[CYDROP_NV], B[CYDROP_NV], C[CYDROP_NV], E[CYDROP_NV], O[CYDROP_NV];      \
@@ -239,6 +251,25 @@ static inline int64_t CYDROP_FN(cydrop_chunk_count)(int64_t n, int64_t t)
             } else {                                                                           \
                 CYDROP_FN(cydrop_apply_draws_##SUF)(x + base, y + base, dd, m, thr, scale);     \
             }                                                                                  \
+            if ((bits || bytes) && m == CYDROP_PER_STEP) {                                     \
+                /* a 16-bit compare (thr 65536, keep all, is the only wider threshold) */      \
+                const uint16_t t16 = thr > 65535u ? 65535u : (uint16_t)thr;                    \
+                const uint8_t all = (uint8_t)(thr > 65535u);                                   \
+                uint8_t kb[CYDROP_PER_STEP];                                                   \
+                for (int k = 0; k < CYDROP_PER_STEP; k++)                                      \
+                    kb[k] = (uint8_t)((dd[k] < t16) | all);                                    \
+                if (bytes)                                                                     \
+                    memcpy(bytes + base, kb, CYDROP_PER_STEP);                                 \
+                if (bits)                                                                      \
+                    for (int q = 0; q < CYDROP_PER_STEP / 8; q++) {                            \
+                        uint64_t v;                                                            \
+                        memcpy(&v, kb + 8 * q, 8);                                             \
+                        bits[base / 8 + q] =                                                   \
+                            (uint8_t)((cydrop_le64(v) * 0x0102040810204080ULL) >> 56);         \
+                    }                                                                          \
+            } else if (bits || bytes) {                                                        \
+                CYDROP_FN(cydrop_store_mask)(dd, m, thr, base, bits, bytes);                   \
+            }                                                                                  \
         }                                                                                      \
     }
 CYDROP_DEFINE_BLOCK_FORWARD(float, f32, uint32_t)
@@ -247,15 +278,17 @@ CYDROP_DEFINE_BLOCK_FORWARD(double, f64, uint64_t)
 #else
 static void CYDROP_FN(cydrop_forward_block_f32)(const float *x, float *y, int64_t cnt,
                                                 uint64_t key, uint64_t block, uint32_t thr,
-                                                float scale)
+                                                float scale, uint8_t *bits, uint8_t *bytes)
 {
     (void)x; (void)y; (void)cnt; (void)key; (void)block; (void)thr; (void)scale;
+    (void)bits; (void)bytes;
 }
 static void CYDROP_FN(cydrop_forward_block_f64)(const double *x, double *y, int64_t cnt,
                                                 uint64_t key, uint64_t block, uint32_t thr,
-                                                double scale)
+                                                double scale, uint8_t *bits, uint8_t *bytes)
 {
     (void)x; (void)y; (void)cnt; (void)key; (void)block; (void)thr; (void)scale;
+    (void)bits; (void)bytes;
 }
 #endif
 
@@ -268,9 +301,11 @@ static void CYDROP_FN(cydrop_forward_block_f64)(const double *x, double *y, int6
         uint16_t d[CYDROP_CHUNK];                                                              \
         const int64_t lo = t * CYDROP_CHUNK, cnt = CYDROP_FN(cydrop_chunk_count)(n, t);        \
         const uint64_t g0 = offset + (uint64_t)lo;                                             \
-        if (CYDROP_HAVE_VEC && !bits && !bytes && g0 % CYDROP_BLOCK == 0) {                    \
+        if (CYDROP_HAVE_VEC && g0 % CYDROP_BLOCK == 0) {                                       \
             CYDROP_FN(cydrop_forward_block_##SUF)(x + lo, y + lo, cnt, key,                    \
-                                                   g0 / CYDROP_BLOCK, thr, scale);             \
+                                                   g0 / CYDROP_BLOCK, thr, scale,              \
+                                                   bits ? bits + lo / 8 : NULL,                \
+                                                   bytes ? bytes + lo : NULL);                 \
             return;                                                                            \
         }                                                                                      \
         CYDROP_FN(cydrop_fill_draws)(key, g0, cnt, d);                                         \
@@ -292,17 +327,6 @@ static void CYDROP_FN(cydrop_forward_block_f64)(const double *x, double *y, int6
         }                                                                                      \
         CYDROP_FN(cydrop_apply_keep_##SUF)(dy + lo, dx + lo, k, cnt, scale);                   \
     }
-
-/* The chunk's mask, from its draws, into packed bits and/or 0/1 bytes (either may be NULL). */
-static void CYDROP_FN(cydrop_store_mask)(const uint16_t *restrict d, int64_t cnt, uint32_t thr,
-                                         int64_t lo, uint8_t *bits, uint8_t *bytes)
-{
-    uint8_t keep[CYDROP_CHUNK];
-    uint8_t *k = bytes ? bytes + lo : keep;
-    CYDROP_FN(cydrop_keep_bytes)(d, cnt, thr, k);
-    if (bits)
-        CYDROP_FN(cydrop_pack_bits)(k, cnt, bits + lo / 8);
-}
 
 CYDROP_DEFINE_KERNELS(float, f32)
 CYDROP_DEFINE_KERNELS(double, f64)
