@@ -72,3 +72,17 @@ def test_reseed_reaches_variant_layers():
     c = net.forward(X)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_predict_with_mc_samples_is_reproducible_and_spreads():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((10, 20))
+    model = _model(True, np.float64)
+    a = model.predict(X, mc_samples=8, seed=11)
+    b = model.predict(X, mc_samples=8, seed=11)
+    np.testing.assert_array_equal(a.mean, b.mean)
+    assert a.mean.shape == (10, 4) and a.std.shape == (10, 4)
+    np.testing.assert_allclose(a.mean.sum(axis=1), 1.0)
+    assert (a.std > 0).any()                              # dropout was active
+    assert model.training                                 # mode restored
+    assert model.predict(X).shape == (10,)

@@ -720,19 +720,35 @@ class Sequential(Module):
         self.backward(self.criterion.backward(), input_grad=False)
         return loss, self.grads
 
-    def predict(self, X, batch_size=None):
-        """Predict class labels in evaluation mode (the mode is restored).
+    def predict(self, X, batch_size=None, *, mc_samples=None, seed=None, fixed_mask=False):
+        """Predict class labels in evaluation mode (the mode is restored), or MC-dropout.
 
         Parameters
         ----------
         X : ndarray of shape (N, D)
         batch_size : int or None, default=None
             Rows per forward pass; ``None`` means all at once.
+        mc_samples : int or None, default=None
+            ``K >= 1`` runs Monte Carlo dropout instead: ``K`` passes with the dropout layers
+            active, sample ``s`` drawn from ``(seed, s)``
+            (:func:`cydrop.variants.mc_predict` with ``transform='softmax'``).
+        seed : int or None, default=None
+            Seed of the MC samples (None: fresh OS entropy).
+        fixed_mask : bool, default=False
+            With ``mc_samples``: one mask per sample shared by every row of ``X``.
 
         Returns
         -------
         labels : ndarray of shape (N,) of int
+            Without ``mc_samples``.
+        prediction : cydrop.variants.MCPrediction
+            With ``mc_samples``: ``(mean, std, samples)`` of the class probabilities, each
+            (N, C); ``mean.argmax(axis=1)`` are the labels.
         """
+        if mc_samples is not None:
+            from cydrop.variants import mc_predict
+            return mc_predict(self, X, mc_samples, seed=seed, fixed_mask=fixed_mask,
+                              transform="softmax")
         was_training = self.training
         self.eval()
         try:
