@@ -38,7 +38,7 @@ from cydrop._core import DropoutCache, dropout, dropout_backward, dropout_forwar
 from cydrop._kernels import current_variant as isa_variant
 from cydrop._openmp import effective_n_threads, openmp_enabled
 from cydrop._seeds import SeedStream
-from cydrop import fused, reference
+from cydrop import fused, reference, variants
 
 __version__ = "0.1.0"
 
