@@ -5,6 +5,8 @@ import pytest
 import cydrop
 from cydrop import _kernels
 
+from conftest import python_env, run_python
+
 
 @pytest.mark.skipif(os.environ.get("CYDROP_SKIP_OPENMP_TEST", "") not in ("", "0"),
                     reason="CYDROP_SKIP_OPENMP_TEST is set (serial build expected)")
@@ -26,11 +28,7 @@ def test_version_and_public_names():
 
 
 def _run(code, **env):
-    import subprocess
-    import sys
-    full = dict(os.environ, **env)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full,
-                          timeout=120)
+    return run_python(["-c", code], env=python_env(**env))
 
 
 def test_cydrop_isa_pins_a_variant():
@@ -48,10 +46,7 @@ def test_cydrop_isa_rejects_unknown_variants():
 def test_openmp_spin_setting_does_not_leak_into_the_environment():
     code = "import os, cydrop; print(os.environ.get('GOMP_SPINCOUNT'))"
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    import subprocess
-    import sys
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=120)
+    res = run_python(["-c", code], env=python_env(env))
     assert res.returncode == 0 and res.stdout.strip() == "None", res.stderr
     res = _run(code, GOMP_SPINCOUNT="123")
     assert res.stdout.strip() == "123"

@@ -3,7 +3,6 @@
 import io
 import os
 import re
-import subprocess
 import sys
 import types
 
@@ -13,6 +12,7 @@ import pytest
 from cydrop import cli
 from cydrop.nn import Progress
 
+from conftest import run_python
 from test_data import _mnist_dir
 
 
@@ -124,13 +124,10 @@ def test_bench_forwards_argv(monkeypatch):
 
 
 def test_python_dash_m_entry_point(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "cydrop", "train", "--epochs", "1", "--hidden", "8"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = run_python(["-m", "cydrop", "train", "--epochs", "1", "--hidden", "8"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "spiral" in proc.stdout and "final loss" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "cydrop", "train", "--epochs", "-3"], capture_output=True,
-                         text=True, env=env, timeout=60)
+    bad = run_python(["-m", "cydrop", "train", "--epochs", "-3"], cwd=tmp_path, timeout=60)
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
 

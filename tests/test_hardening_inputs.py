@@ -19,6 +19,8 @@ import pytest
 import cydrop
 from cydrop import nn
 
+from conftest import python_env, run_python
+
 RULE_WORDS = ("must", "only", "invalid", "expected", "does not exist", "needs", "malformed",
               "unknown", "has no", "overlaps", "is missing", "made by")
 
@@ -304,15 +306,13 @@ def cli_results(tmp_path_factory):
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]:
         (garbage / name).write_bytes(b"not an IDX file\n")
     subst = {"{empty}": str(empty), "{garbage}": str(garbage)}
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.abspath(cydrop.__file__))),
-         os.environ.get("PYTHONPATH", "")]))
+    env = python_env()
 
     def run(case):
         cid, argv, must = case
         argv = [subst.get(a, a) for a in argv]
-        proc = subprocess.run([sys.executable, "-m", "cydrop", *argv], capture_output=True,
-                              text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
+        proc = run_python(["-m", "cydrop", *argv], env=env, cwd=str(empty),
+                          stdin=subprocess.DEVNULL)
         return cid, (proc, [subst.get(m, m) for m in must])
 
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -16,10 +16,11 @@ threadpoolctl = pytest.importorskip("threadpoolctl")
 
 import cydrop  # noqa: E402
 
+from conftest import python_env, run_python  # noqa: E402
+
 pytestmark = pytest.mark.skipif(not cydrop.openmp_enabled(),
                                 reason="serial build of cydrop: no OpenMP runtime to control")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PROBE = textwrap.dedent("""\
     import json
@@ -53,9 +54,7 @@ def _run_probe(**env_overrides):
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_NUM_THREADS", "CYDROP_NUM_THREADS")}
     env.update(env_overrides)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=120)
+    proc = run_python(["-c", PROBE], env=python_env(env))
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
