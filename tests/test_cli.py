@@ -1,7 +1,6 @@
 """Tests of ``python -m cydrop`` (cydrop.cli) and the progress display."""
 
 import io
-import os
 import re
 import sys
 import types
