@@ -90,6 +90,16 @@ class BuildExt(build_ext):
                 warnings.warn(msg)
                 print("\n" + "*" * 78 + "\n" + msg + "\n" + "*" * 78 + "\n")
                 cflags, ldflags = [], []
+        # A build tree reused across an OpenMP and a serial build would keep the other kind's
+        # objects (they look up to date): rebuild everything when the kind changes.
+        mode = "openmp" if cflags else "serial"
+        os.makedirs(self.build_temp, exist_ok=True)
+        marker = os.path.join(self.build_temp, "cydrop-build-kind")
+        previous = open(marker).read().strip() if os.path.exists(marker) else None
+        if previous != mode:
+            self.force = True
+        with open(marker, "w") as fh:
+            fh.write(mode)
         unix = self.compiler.compiler_type != "msvc"
         base = ["-O3", "-std=c99"] if unix else ["/O2"]
         for ext in self.extensions:
