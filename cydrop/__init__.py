@@ -22,14 +22,22 @@ def _load_openmp_runtime():
     with GOMP_SPINCOUNT=10000 and removes the variable again at once, so nothing else in the
     process sees it (a libgomp already loaded by another package keeps its own settings).
     """
-    if "OMP_WAIT_POLICY" in _os.environ or "GOMP_SPINCOUNT" in _os.environ:
-        import cydrop._openmp  # noqa: F401
-        return
-    _os.environ["GOMP_SPINCOUNT"] = "10000"
+    user_set = "OMP_WAIT_POLICY" in _os.environ or "GOMP_SPINCOUNT" in _os.environ
+    if not user_set:
+        _os.environ["GOMP_SPINCOUNT"] = "10000"
     try:
         import cydrop._openmp  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("cydrop."):
+            raise
+        raise ImportError(
+            f"cydrop's compiled extensions are missing in {_os.path.dirname(__file__)}: this "
+            f"looks like an unbuilt source tree. Install cydrop (pip install .) and run from "
+            f"another directory (or use the `cydrop` command), or build in place with "
+            f"`python setup.py build_ext --inplace`.") from None
     finally:
-        del _os.environ["GOMP_SPINCOUNT"]
+        if not user_set:
+            del _os.environ["GOMP_SPINCOUNT"]
 
 
 _load_openmp_runtime()
