@@ -8,27 +8,7 @@ import numpy as np
 import pytest
 
 import cydrop
-
-
-def eval_numerical_gradient_array(f, x, df, h=1e-5):
-    """CS231n's centred-difference gradient of f at x, contracted with df."""
-    grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
-    while not it.finished:
-        ix = it.multi_index
-        old = x[ix]
-        x[ix] = old + h
-        pos = f(x).copy()
-        x[ix] = old - h
-        neg = f(x).copy()
-        x[ix] = old
-        grad[ix] = np.sum((pos - neg) * df) / (2 * h)
-        it.iternext()
-    return grad
-
-
-def rel_error(x, y):
-    return np.max(np.abs(x - y) / (np.maximum(1e-8, np.abs(x) + np.abs(y))))
+from cydrop.nn.gradcheck import eval_numerical_gradient_array, rel_error
 
 
 @pytest.mark.parametrize("p", [0.25, 0.4, 0.7])
