@@ -2,6 +2,13 @@
 
 Every implementation is timed round-robin in the same process (best of ``--repeat``), so the
 ratios compare like with like on a noisy machine; absolute times are only this run's.
+
+Before each sample an implementation runs for at least ``WARM`` seconds. A core that idled
+through a long single-threaded call (the NumPy forms take milliseconds) needs a few milliseconds
+of work before it runs at full speed again; on the 2-core development VM the first 2-thread 1M
+call after 8 ms of idling took 685 us against 145 us in steady state. Without the warm-up a
+multi-threaded implementation would be timed on a cold second core and a single-threaded one
+would not, which is not a like-for-like comparison.
 """
 
 import argparse
@@ -14,6 +21,8 @@ import numpy as np
 
 import cydrop
 from cydrop import _kernels
+
+WARM = 0.005   # seconds of calls before every sample (see the module docstring)
 
 SIZES = {"1K": 1 << 10, "64K": 1 << 16, "1M": 1 << 20, "4M": 1 << 22, "16M": 1 << 24,
          "64M": 1 << 26}
@@ -102,7 +111,10 @@ def measure(sizes, dtype=np.float32, threads=None, repeat=5, budget=2.0, torch=N
         deadline = time.perf_counter() + budget * len(impls)
         for r in range(repeat):
             for name, fn in impls:                  # round-robin: same conditions for all
-                fn()                                # warm: caches and pages as in a loop
+                fn()                                # warm: caches, pages and idle cores
+                warm_until = time.perf_counter() + WARM
+                while time.perf_counter() < warm_until:
+                    fn()
                 t0 = time.perf_counter()
                 for _ in range(inner):
                     fn()

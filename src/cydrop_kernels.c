@@ -9,6 +9,10 @@
 
 #include "cydrop_kernels.h"
 
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>   /* used only inside the AVX2 / AVX-512 variants below */
+#endif
+
 #define CYDROP_STR_(a) #a
 #define CYDROP_STR(a) CYDROP_STR_(a)
 

@@ -220,61 +220,225 @@ static void CYDROP_FN(cydrop_store_mask)(const uint16_t *restrict d, int64_t cnt
 
 /* Forward over the first cnt <= CYDROP_BLOCK elements of one whole block, generating each
  * step's 32 draws and applying them at once: the generator's arithmetic overlaps the loads and
- * stores instead of running in a separate pass. Same bits as fill_draws + apply_draws. */
+ * stores instead of running in a separate pass. Same bits as fill_draws + apply_draws.
+ *
+ * The hot loop works on whole native vectors: a step's output vectors, read as uint16, are
+ * compared with the threshold 16 bits at a time, and the 16-bit keep masks are widened to the
+ * element width (one sign extension per output vector) to select the scaled values. */
 #if CYDROP_HAVE_VEC
+#define CYDROP_VB sizeof(cydrop_vnat)
+typedef uint16_t CYDROP_FN(cydrop_vu16) __attribute__((vector_size(CYDROP_VB)));
+typedef int16_t CYDROP_FN(cydrop_vi16) __attribute__((vector_size(CYDROP_VB)));
+typedef int16_t CYDROP_FN(cydrop_vi16h) __attribute__((vector_size(CYDROP_VB / 2)));
+typedef int16_t CYDROP_FN(cydrop_vi16q) __attribute__((vector_size(CYDROP_VB / 4)));
+typedef int8_t CYDROP_FN(cydrop_vi8h) __attribute__((vector_size(CYDROP_VB / 2)));
+typedef int32_t CYDROP_FN(cydrop_vi32) __attribute__((vector_size(CYDROP_VB)));
+typedef int64_t CYDROP_FN(cydrop_vi64) __attribute__((vector_size(CYDROP_VB)));
+typedef float CYDROP_FN(cydrop_vf32) __attribute__((vector_size(CYDROP_VB)));
+typedef double CYDROP_FN(cydrop_vf64) __attribute__((vector_size(CYDROP_VB)));
+
+/* drop[v] := -1 where draw >= thr, 0 elsewhere, for the step's CYDROP_NV output vectors O
+ * (all_kept: 0 everywhere, whatever the draws: the threshold 65536). */
+#define CYDROP_DROP16(drop, O, t16, all_kept)                                                  \
+    for (int v_ = 0; v_ < CYDROP_NV; v_++) {                                                   \
+        CYDROP_FN(cydrop_vu16) d_;                                                             \
+        memcpy(&d_, &(O)[v_], CYDROP_VB);                                                      \
+        (drop)[v_] = (all_kept) ? (CYDROP_FN(cydrop_vi16))(d_ != d_)                           \
+                                : (CYDROP_FN(cydrop_vi16))(d_ >= (t16));                       \
+    }
+
+/* Widening of 16-bit masks (0 or -1) to the element width: part q of the vi16 mask m as a
+ * vi32 (q = 0, 1) or vi64 (q = 0 .. 3). GCC 12 splits __builtin_convertvector into half-width
+ * pieces, so the AVX2 variant names the one sign extension that does it, and the 16-byte
+ * baseline duplicates lanes (a mask lane is all zeros or all ones) with unpack shuffles: 16 to
+ * 32 bits, then 32 to 64 bits (one four-fold shuffle compiles to lane-by-lane inserts). */
+#if defined(__AVX2__) && CYDROP_NV == 2
+#define CYDROP_HALF128(m, q) ((q) ? _mm256_extracti128_si256((__m256i)(m), 1)                \
+                                  : _mm256_castsi256_si128((__m256i)(m)))
+#define CYDROP_WIDEN32(m, q)                                                                   \
+    ((CYDROP_FN(cydrop_vi32))_mm256_cvtepi16_epi32(CYDROP_HALF128(m, q)))
+#define CYDROP_WIDEN64(m, q)                                                                   \
+    ((CYDROP_FN(cydrop_vi64))_mm256_cvtepi16_epi64(                                           \
+        ((q) & 1) ? _mm_unpackhi_epi64(CYDROP_HALF128(m, (q) >> 1), CYDROP_HALF128(m, (q) >> 1)) \
+                  : CYDROP_HALF128(m, (q) >> 1)))
+#elif CYDROP_NV == 4 && defined(__clang__)
+#define CYDROP_WIDEN32(m, q)                                                                   \
+    ((CYDROP_FN(cydrop_vi32))__builtin_shufflevector((m), (m), 4 * (q), 4 * (q), 4 * (q) + 1, \
+        4 * (q) + 1, 4 * (q) + 2, 4 * (q) + 2, 4 * (q) + 3, 4 * (q) + 3))
+#define CYDROP_WIDEN64(m, q)                                                                   \
+    ((CYDROP_FN(cydrop_vi64))__builtin_shufflevector(CYDROP_WIDEN32(m, (q) >> 1),             \
+        CYDROP_WIDEN32(m, (q) >> 1), 2 * ((q) & 1), 2 * ((q) & 1), 2 * ((q) & 1) + 1,         \
+        2 * ((q) & 1) + 1))
+#elif CYDROP_NV == 4
+#define CYDROP_WIDEN32(m, q)                                                                   \
+    ((CYDROP_FN(cydrop_vi32))__builtin_shuffle((m), (CYDROP_FN(cydrop_vi16)){                 \
+        4 * (q), 4 * (q), 4 * (q) + 1, 4 * (q) + 1, 4 * (q) + 2, 4 * (q) + 2, 4 * (q) + 3,     \
+        4 * (q) + 3}))
+#define CYDROP_WIDEN64(m, q)                                                                   \
+    ((CYDROP_FN(cydrop_vi64))__builtin_shuffle(CYDROP_WIDEN32(m, (q) >> 1),                   \
+        (CYDROP_FN(cydrop_vi32)){2 * ((q) & 1), 2 * ((q) & 1), 2 * ((q) & 1) + 1,             \
+                                 2 * ((q) & 1) + 1}))
+#else
+/* other widths (the AVX-512 variant): the portable conversion of the part's 16-bit lanes */
+#define CYDROP_WIDEN32(m, q)                                                                   \
+    __builtin_convertvector(CYDROP_FN(cydrop_part16h)(m, q), CYDROP_FN(cydrop_vi32))
+#define CYDROP_WIDEN64(m, q)                                                                   \
+    __builtin_convertvector(CYDROP_FN(cydrop_part16q)(m, q), CYDROP_FN(cydrop_vi64))
+static inline CYDROP_FN(cydrop_vi16h) CYDROP_FN(cydrop_part16h)(CYDROP_FN(cydrop_vi16) m, int q)
+{
+    CYDROP_FN(cydrop_vi16h) h[2];
+    memcpy(h, &m, sizeof m);
+    return h[q];
+}
+static inline CYDROP_FN(cydrop_vi16q) CYDROP_FN(cydrop_part16q)(CYDROP_FN(cydrop_vi16) m, int q)
+{
+    CYDROP_FN(cydrop_vi16q) h[4];
+    memcpy(h, &m, sizeof m);
+    return h[q];
+}
+#endif
+
+/* One native vector of elements at x / y: y := drop ? +0.0 : x * scale, where m holds the
+ * widened drop masks (a bit select: NaN and inf in x drop to +0.0 too). */
+#define CYDROP_DEFINE_SELECT1(T, SUF, BITS)                                                    \
+    static inline __attribute__((always_inline)) void CYDROP_FN(cydrop_select1_##SUF)(         \
+        const T *x, T *y, CYDROP_FN(cydrop_vi##BITS) m, CYDROP_FN(cydrop_v##SUF) sv)          \
+    {                                                                                          \
+        CYDROP_FN(cydrop_v##SUF) xv;                                                           \
+        CYDROP_FN(cydrop_vi##BITS) u;                                                          \
+        memcpy(&xv, x, CYDROP_VB);                                                             \
+        xv *= sv;                                                                              \
+        memcpy(&u, &xv, CYDROP_VB);                                                            \
+        u &= ~m;                                                                               \
+        memcpy(y, &u, CYDROP_VB);                                                              \
+    }
+CYDROP_DEFINE_SELECT1(float, f32, 32)
+CYDROP_DEFINE_SELECT1(double, f64, 64)
+#undef CYDROP_DEFINE_SELECT1
+
+/* A step's 32 elements at x / y, with its drop masks as CYDROP_NV vi16 vectors. The parts are
+ * spelled out (not looped over) because the widening takes constant part numbers. */
+static inline __attribute__((always_inline)) void
+CYDROP_FN(cydrop_select_f32)(const float *x, float *y, const CYDROP_FN(cydrop_vi16) *drop,
+                             CYDROP_FN(cydrop_vf32) sv)
+{
+    enum { W = CYDROP_VB / sizeof(float) };     /* floats per native vector */
+    for (int v = 0; v < CYDROP_NV; v++) {
+        CYDROP_FN(cydrop_select1_f32)(x + 2 * v * W, y + 2 * v * W,
+                                      CYDROP_WIDEN32(drop[v], 0), sv);
+        CYDROP_FN(cydrop_select1_f32)(x + (2 * v + 1) * W, y + (2 * v + 1) * W,
+                                      CYDROP_WIDEN32(drop[v], 1), sv);
+    }
+}
+
+static inline __attribute__((always_inline)) void
+CYDROP_FN(cydrop_select_f64)(const double *x, double *y, const CYDROP_FN(cydrop_vi16) *drop,
+                             CYDROP_FN(cydrop_vf64) sv)
+{
+    enum { W = CYDROP_VB / sizeof(double) };
+    for (int v = 0; v < CYDROP_NV; v++) {
+        const double *xv = x + 4 * v * W;
+        double *yv = y + 4 * v * W;
+        CYDROP_FN(cydrop_select1_f64)(xv, yv, CYDROP_WIDEN64(drop[v], 0), sv);
+        CYDROP_FN(cydrop_select1_f64)(xv + W, yv + W, CYDROP_WIDEN64(drop[v], 1), sv);
+        CYDROP_FN(cydrop_select1_f64)(xv + 2 * W, yv + 2 * W, CYDROP_WIDEN64(drop[v], 2), sv);
+        CYDROP_FN(cydrop_select1_f64)(xv + 3 * W, yv + 3 * W, CYDROP_WIDEN64(drop[v], 3), sv);
+    }
+}
+
+/* The 32 keep flags of a step, from its drop masks, into 0/1 bytes and/or packed bits (either
+ * may be NULL). */
+static inline __attribute__((always_inline)) void
+CYDROP_FN(cydrop_store_keep16)(const CYDROP_FN(cydrop_vi16) *drop, uint8_t *bytes, uint8_t *bits)
+{
+    uint8_t kb[CYDROP_PER_STEP];
+    for (int v = 0; v < CYDROP_NV; v++) {
+        const CYDROP_FN(cydrop_vi8h) b = __builtin_convertvector(drop[v], CYDROP_FN(cydrop_vi8h));
+        const CYDROP_FN(cydrop_vi8h) one = b + 1;                /* -1, 0 -> 0, 1 */
+        memcpy(kb + v * (CYDROP_VB / 2), &one, CYDROP_VB / 2);
+    }
+    if (bytes)
+        memcpy(bytes, kb, CYDROP_PER_STEP);
+    if (bits)
+        for (int q = 0; q < CYDROP_PER_STEP / 8; q++) {
+            uint64_t v;
+            memcpy(&v, kb + 8 * q, 8);
+            bits[q] = (uint8_t)((cydrop_le64(v) * 0x0102040810204080ULL) >> 56);
+        }
+}
+
 #define CYDROP_DEFINE_BLOCK_FORWARD(T, SUF, UT)                                                \
+    static inline __attribute__((always_inline)) void CYDROP_FN(cydrop_forward_steps_##SUF)(   \
+        const T *x, T *y, int64_t nsteps, cydrop_lanes *st, uint32_t thr, T scale,             \
+        uint8_t *bits, uint8_t *bytes, const int all_kept, const int with_mask)                \
+    {                                                                                          \
+        cydrop_vnat A[CYDROP_NV], B[CYDROP_NV], C[CYDROP_NV], E[CYDROP_NV], O[CYDROP_NV];      \
+        CYDROP_FN(cydrop_vi16) drop[CYDROP_NV];                                                \
+        const uint16_t t16s = thr > 65535u ? 65535u : (uint16_t)thr;                           \
+        const CYDROP_FN(cydrop_vu16) t16 = t16s - (CYDROP_FN(cydrop_vu16)){0};                 \
+        const CYDROP_FN(cydrop_v##SUF) sv = scale - (CYDROP_FN(cydrop_v##SUF)){0};           \
+        memcpy(A, st->s0, sizeof A);                                                           \
+        memcpy(B, st->s1, sizeof B);                                                           \
+        memcpy(C, st->s2, sizeof C);                                                           \
+        memcpy(E, st->s3, sizeof E);                                                           \
+        for (int64_t s = 0; s < nsteps; s++) {                                                 \
+            const int64_t base = s * CYDROP_PER_STEP;                                          \
+            CYDROP_LANES_STEP();                                                               \
+            CYDROP_DROP16(drop, O, t16, all_kept);                                             \
+            CYDROP_FN(cydrop_select_##SUF)(x + base, y + base, drop, sv);                      \
+            if (with_mask)                                                                     \
+                CYDROP_FN(cydrop_store_keep16)(drop, bytes ? bytes + base : NULL,              \
+                                               bits ? bits + base / 8 : NULL);                 \
+        }                                                                                      \
+        memcpy(st->s0, A, sizeof A);                                                           \
+        memcpy(st->s1, B, sizeof B);                                                           \
+        memcpy(st->s2, C, sizeof C);                                                           \
+        memcpy(st->s3, E, sizeof E);                                                           \
+    }                                                                                          \
     static void CYDROP_FN(cydrop_forward_block_##SUF)(const T *x, T *y, int64_t cnt,           \
                                                        uint64_t key, uint64_t block,           \
                                                        uint32_t thr, T scale, uint8_t *bits,   \
                                                        uint8_t *bytes)                         \
     {                                                                                          \
         cydrop_lanes st;                                                                       \
-        cydrop_vnat A[CYDROP_NV], B[CYDROP_NV], C[CYDROP_NV], E[CYDROP_NV], O[CYDROP_NV];      \
-        uint16_t dd[CYDROP_PER_STEP];                                                          \
+        const int64_t nsteps = cnt / CYDROP_PER_STEP, done = nsteps * CYDROP_PER_STEP;         \
         cydrop_lanes_seed(&st, key, block);                                                    \
-        memcpy(A, st.s0, sizeof A);                                                            \
-        memcpy(B, st.s1, sizeof B);                                                            \
-        memcpy(C, st.s2, sizeof C);                                                            \
-        memcpy(E, st.s3, sizeof E);                                                            \
-        for (int64_t base = 0; base < cnt; base += CYDROP_PER_STEP) {                          \
-            const int64_t m = cnt - base < CYDROP_PER_STEP ? cnt - base : CYDROP_PER_STEP;     \
-            CYDROP_LANES_STEP();                                                               \
-            cydrop_store_draws(dd, (const uint64_t *)O);                                       \
-            if (m == CYDROP_PER_STEP) {                                                        \
-                for (int k = 0; k < CYDROP_PER_STEP; k++) {                                    \
-                    const T v = x[base + k] * scale;                                           \
-                    UT u;                                                                      \
-                    memcpy(&u, &v, sizeof u);                                                  \
-                    u &= -(UT)((uint32_t)dd[k] < thr);                                         \
-                    memcpy(&y[base + k], &u, sizeof u);                                        \
-                }                                                                              \
-            } else {                                                                           \
-                CYDROP_FN(cydrop_apply_draws_##SUF)(x + base, y + base, dd, m, thr, scale);     \
-            }                                                                                  \
-            if ((bits || bytes) && m == CYDROP_PER_STEP) {                                     \
-                /* a 16-bit compare (thr 65536, keep all, is the only wider threshold) */      \
-                const uint16_t t16 = thr > 65535u ? 65535u : (uint16_t)thr;                    \
-                const uint8_t all = (uint8_t)(thr > 65535u);                                   \
-                uint8_t kb[CYDROP_PER_STEP];                                                   \
-                for (int k = 0; k < CYDROP_PER_STEP; k++)                                      \
-                    kb[k] = (uint8_t)((dd[k] < t16) | all);                                    \
-                if (bytes)                                                                     \
-                    memcpy(bytes + base, kb, CYDROP_PER_STEP);                                 \
-                if (bits)                                                                      \
-                    for (int q = 0; q < CYDROP_PER_STEP / 8; q++) {                            \
-                        uint64_t v;                                                            \
-                        memcpy(&v, kb + 8 * q, 8);                                             \
-                        bits[base / 8 + q] =                                                   \
-                            (uint8_t)((cydrop_le64(v) * 0x0102040810204080ULL) >> 56);         \
-                    }                                                                          \
-            } else if (bits || bytes) {                                                        \
-                CYDROP_FN(cydrop_store_mask)(dd, m, thr, base, bits, bytes);                   \
-            }                                                                                  \
+        /* one specialisation per (threshold 65536, mask wanted) pair: no test in the loop */  \
+        if (thr > 65535u) {                                                                    \
+            if (bits || bytes)                                                                 \
+                CYDROP_FN(cydrop_forward_steps_##SUF)(x, y, nsteps, &st, thr, scale, bits,     \
+                                                      bytes, 1, 1);                            \
+            else                                                                               \
+                CYDROP_FN(cydrop_forward_steps_##SUF)(x, y, nsteps, &st, thr, scale, bits,     \
+                                                      bytes, 1, 0);                            \
+        } else if (bits || bytes) {                                                            \
+            CYDROP_FN(cydrop_forward_steps_##SUF)(x, y, nsteps, &st, thr, scale, bits, bytes,  \
+                                                  0, 1);                                       \
+        } else {                                                                               \
+            CYDROP_FN(cydrop_forward_steps_##SUF)(x, y, nsteps, &st, thr, scale, bits, bytes,  \
+                                                  0, 0);                                       \
+        }                                                                                      \
+        if (done < cnt) {                /* a last, partial step: through a draw buffer */     \
+            uint64_t out[CYDROP_LANES];                                                        \
+            uint16_t dd[CYDROP_PER_STEP];                                                      \
+            cydrop_lanes_next(&st, out);                                                       \
+            cydrop_store_draws(dd, out);                                                       \
+            CYDROP_FN(cydrop_apply_draws_##SUF)(x + done, y + done, dd, cnt - done, thr,       \
+                                                scale);                                        \
+            if (bits || bytes)                                                                 \
+                CYDROP_FN(cydrop_store_mask)(dd, cnt - done, thr, done, bits, bytes);          \
         }                                                                                      \
     }
 CYDROP_DEFINE_BLOCK_FORWARD(float, f32, uint32_t)
 CYDROP_DEFINE_BLOCK_FORWARD(double, f64, uint64_t)
 #undef CYDROP_DEFINE_BLOCK_FORWARD
+#undef CYDROP_DROP16
+#undef CYDROP_WIDEN32
+#undef CYDROP_WIDEN64
+#ifdef CYDROP_HALF128
+#undef CYDROP_HALF128
+#endif
+#undef CYDROP_VB
 #else
 static void CYDROP_FN(cydrop_forward_block_f32)(const float *x, float *y, int64_t cnt,
                                                 uint64_t key, uint64_t block, uint32_t thr,
