@@ -99,6 +99,26 @@ def implementations(n, dtype, threads, torch=None):
     return impls
 
 
+def _round_robin(impls, n, repeat, budget):
+    """Best time per call of every (name, callable), sampled round-robin."""
+    best = {name: float("inf") for name, _ in impls}
+    inner = max(1, int(2e6 // max(n, 1)))           # several calls per sample for tiny sizes
+    deadline = time.perf_counter() + budget * len(impls)
+    for r in range(repeat):
+        for name, fn in impls:                      # round-robin: same conditions for all
+            fn()                                    # warm: caches, pages and idle cores
+            warm_until = time.perf_counter() + WARM
+            while time.perf_counter() < warm_until:
+                fn()
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) / inner)
+        if r >= 2 and time.perf_counter() > deadline:
+            break
+    return best
+
+
 def measure(sizes, dtype=np.float32, threads=None, repeat=5, budget=2.0, torch=None,
             stream=None):
     """Time every implementation at every size; returns {size_label: {name: seconds}}."""
@@ -106,25 +126,44 @@ def measure(sizes, dtype=np.float32, threads=None, repeat=5, budget=2.0, torch=N
     results = {}
     for label, n in sizes:
         impls = implementations(n, np.dtype(dtype), threads, torch)
-        best = {name: float("inf") for name, _ in impls}
-        inner = max(1, int(2e6 // max(n, 1)))       # several calls per sample for tiny sizes
-        deadline = time.perf_counter() + budget * len(impls)
-        for r in range(repeat):
-            for name, fn in impls:                  # round-robin: same conditions for all
-                fn()                                # warm: caches, pages and idle cores
-                warm_until = time.perf_counter() + WARM
-                while time.perf_counter() < warm_until:
-                    fn()
-                t0 = time.perf_counter()
-                for _ in range(inner):
-                    fn()
-                best[name] = min(best[name], (time.perf_counter() - t0) / inner)
-            if r >= 2 and time.perf_counter() > deadline:
-                break
-        results[label] = best
+        results[label] = _round_robin(impls, n, repeat, budget)
         if stream is not None:
             print(f"  measured {label}", file=stream, flush=True)
     return results
+
+
+def thread_scaling(n=1 << 22, threads=None, repeat=7, budget=2.0):
+    """Speed-up from 1 to ``threads`` threads of cydrop's float32 forward and of the floor.
+
+    The floor is a STREAM-style scale ``y = x * s`` chunked and threaded like cydrop (same
+    memory traffic, no generator): its speed-up is what the memory system allows. Returns
+    ``(threads, cydrop_speedup, floor_speedup, {name: seconds})``.
+    """
+    threads = cydrop.effective_n_threads(threads)
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    y = np.empty_like(x)
+    s = np.float32(2)
+    impls = [
+        ("cydrop forward, 1 thread",
+         lambda: cydrop.dropout(x, 0.5, seed=1, out=y, n_threads=1)),
+        (f"cydrop forward, {threads} threads",
+         lambda: cydrop.dropout(x, 0.5, seed=1, out=y, n_threads=threads)),
+        ("floor: scale, 1 thread", lambda: _kernels.stream_scale(x, y, s, 1)),
+        (f"floor: scale, {threads} threads", lambda: _kernels.stream_scale(x, y, s, threads)),
+    ]
+    best = _round_robin(impls, n, repeat, budget)
+    t = list(best.values())
+    return threads, t[0] / t[1], t[2] / t[3], best
+
+
+def scaling_text(n, result):
+    """Markdown lines for a :func:`thread_scaling` result."""
+    threads, ours, floor, best = result
+    lines = [f"Thread scaling, {n:,} float32 elements, 1 -> {threads} threads: cydrop forward "
+             f"{ours:.2f}x faster; STREAM-style scale floor (same chunks and threads, no "
+             f"generator) {floor:.2f}x.", ""]
+    lines += [f"- {name}: {sec * 1e6:,.1f} us" for name, sec in best.items()]
+    return "\n".join(lines)
 
 
 def header(threads):
@@ -199,6 +238,9 @@ def main(argv=None):
     results = measure(args.sizes, np.dtype(args.dtype), threads, args.repeat, torch=torch,
                       stream=sys.stderr)
     text = table(results)
+    if threads > 1 and cydrop.openmp_enabled():
+        n_scale = SIZES["4M"]
+        text += "\n\n" + scaling_text(n_scale, thread_scaling(n_scale, threads, args.repeat))
     print(text)
     if args.report:
         os.makedirs(args.report, exist_ok=True)

@@ -263,6 +263,35 @@ def mask(int64_t n, uint64_t seed, uint64_t offset, uint32_t thr,
         run_mask(n, seed, offset, thr, pbits, pbytes, n_threads)
 
 
+def stream_scale(const float[::1] x, float[::1] y, float s, int n_threads=1):
+    """y := x * s, chunked and threaded exactly like :func:`forward`: the benchmarks' floor.
+
+    A STREAM-style scale has the memory traffic of a dropout forward and no generator, so its
+    time at 1 and at ``n_threads`` threads is what the memory system allows; the thread scaling
+    of cydrop's forward is judged against this one's. Not part of the public API.
+    """
+    cdef int64_t t, nchunks = (x.shape[0] + CYDROP_CHUNK - 1) // CYDROP_CHUNK
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"y: must have x's {x.shape[0]} elements, got {y.shape[0]}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads: must be >= 1, got {n_threads}")
+    with nogil:
+        if _serial(nchunks, n_threads):
+            for t in range(nchunks):
+                _scale_chunk(&x[0], &y[0], x.shape[0], s, t)
+        else:
+            for t in prange(nchunks, schedule="static", num_threads=n_threads):
+                _scale_chunk(&x[0], &y[0], x.shape[0], s, t)
+
+
+cdef inline void _scale_chunk(const float *x, float *y, int64_t n, float s,
+                              int64_t t) noexcept nogil:
+    cdef int64_t i, lo = t * CYDROP_CHUNK
+    cdef int64_t hi = lo + CYDROP_CHUNK if lo + CYDROP_CHUNK < n else n
+    for i in range(lo, hi):
+        y[i] = x[i] * s
+
+
 def bias_relu_dropout(const floating[:, ::1] z,   # IN  (rows, m)
                       const floating[::1] b,      # IN  (m,)
                       floating[:, ::1] a,         # OUT (rows, m), may be z itself
