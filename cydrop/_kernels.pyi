@@ -52,6 +52,14 @@ def mask(
     bytes_: Optional[npt.NDArray[np.uint8]] = None,
     n_threads: int = 1,
 ) -> None: ...
+def stream_scale(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.float32],
+    s: float,
+    n_threads: int = 1,
+) -> None:
+    """y := x * s chunked and threaded like forward: the benchmarks' memory floor."""
+    ...
 def bias_relu_dropout(
     z: npt.NDArray[_Float],
     b: npt.NDArray[_Float],

@@ -45,6 +45,7 @@ typedef void (*cydrop_brd_f64_fn)(const double *z, const double *b, double *a, i
                                   double scale, int64_t t);
 typedef void (*cydrop_brd_bwd_f32_fn)(const float *da, const float *a, float *dz, float *db,
                                       int64_t r0, int64_t r1, int64_t m, float scale);
+typedef void (*cydrop_scale_f32_fn)(const float *x, float *y, int64_t n, float s, int64_t t);
 typedef void (*cydrop_brd_bwd_f64_fn)(const double *da, const double *a, double *dz, double *db,
                                       int64_t r0, int64_t r1, int64_t m, double scale);
 
@@ -61,6 +62,8 @@ typedef struct {
     cydrop_brd_f64_fn bias_relu_dropout_f64;
     cydrop_brd_bwd_f32_fn bias_relu_dropout_backward_f32;
     cydrop_brd_bwd_f64_fn bias_relu_dropout_backward_f64;
+    /* y := x * s, the benchmarks' memory floor (no generator) */
+    cydrop_scale_f32_fn stream_scale_f32;
 } cydrop_kernels;
 
 /* Variants this build contains, best last; *count receives their number. */

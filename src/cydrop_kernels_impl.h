@@ -564,6 +564,16 @@ CYDROP_DEFINE_FUSED(float, f32, uint32_t)
 CYDROP_DEFINE_FUSED(double, f64, uint64_t)
 #undef CYDROP_DEFINE_FUSED
 
+/* y := x * s over chunk t (x and y do not overlap): a STREAM-style scale with the forward's
+ * memory traffic and chunking but no generator, the floor the benchmarks compare with. */
+static void CYDROP_FN(cydrop_stream_scale_f32)(const float *restrict x, float *restrict y,
+                                               int64_t n, float s, int64_t t)
+{
+    const int64_t lo = t * CYDROP_CHUNK, cnt = CYDROP_FN(cydrop_chunk_count)(n, t);
+    for (int64_t i = lo; i < lo + cnt; i++)
+        y[i] = x[i] * s;
+}
+
 static const cydrop_kernels CYDROP_FN(cydrop_table) = {
     CYDROP_STR(CYDROP_ISA),
     CYDROP_FN(cydrop_forward_f32), CYDROP_FN(cydrop_forward_f64),
@@ -572,6 +582,7 @@ static const cydrop_kernels CYDROP_FN(cydrop_table) = {
     CYDROP_FN(cydrop_bias_relu_dropout_f32), CYDROP_FN(cydrop_bias_relu_dropout_f64),
     CYDROP_FN(cydrop_bias_relu_dropout_backward_f32),
     CYDROP_FN(cydrop_bias_relu_dropout_backward_f64),
+    CYDROP_FN(cydrop_stream_scale_f32),
 };
 
 #undef CYDROP_DEFINE_KERNELS

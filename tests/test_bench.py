@@ -29,6 +29,10 @@ def test_stream_scale_errors_name_the_argument():
         _kernels.stream_scale(x, np.zeros(9, np.float32), 1.0, 1)
     with pytest.raises(ValueError, match=r"n_threads: must be >= 1, got 0"):
         _kernels.stream_scale(x, np.zeros(10, np.float32), 1.0, 0)
+    buf = np.arange(20, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"y: must not overlap x"):
+        _kernels.stream_scale(buf[:10], buf[5:15], 1.0, 1)
+    np.testing.assert_array_equal(buf, np.arange(20, dtype=np.float32))   # untouched
 
 
 def test_thread_scaling_reports_both_speedups():

@@ -33,6 +33,9 @@ cdef extern from "cydrop_kernels.h" nogil:
                                            double *db, int64_t r0, int64_t r1, int64_t m,
                                            double scale) noexcept nogil
 
+    ctypedef void (*cydrop_scale_f32_fn)(const float *x, float *y, int64_t n, float s,
+                                         int64_t t) noexcept nogil
+
     ctypedef struct cydrop_kernels:
         const char *name
         cydrop_forward_f32_fn forward_f32
@@ -44,6 +47,7 @@ cdef extern from "cydrop_kernels.h" nogil:
         cydrop_brd_f64_fn bias_relu_dropout_f64
         cydrop_brd_bwd_f32_fn bias_relu_dropout_backward_f32
         cydrop_brd_bwd_f64_fn bias_relu_dropout_backward_f64
+        cydrop_scale_f32_fn stream_scale_f32
 
     const cydrop_kernels * const *cydrop_variants(int *count) noexcept
     int cydrop_variant_supported(const cydrop_kernels *k) noexcept

@@ -271,25 +271,25 @@ def stream_scale(const float[::1] x, float[::1] y, float s, int n_threads=1):
     of cydrop's forward is judged against this one's. Not part of the public API.
     """
     cdef int64_t t, nchunks = (x.shape[0] + CYDROP_CHUNK - 1) // CYDROP_CHUNK
+    cdef const cydrop_kernels *k = _active
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"y: must have x's {x.shape[0]} elements, got {y.shape[0]}")
     if n_threads < 1:
         raise ValueError(f"n_threads: must be >= 1, got {n_threads}")
+    if nchunks and _overlap(&x[0], &x[x.shape[0] - 1] + 1, &y[0], &y[y.shape[0] - 1] + 1):
+        raise ValueError("y: must not overlap x")
     with nogil:
         if _serial(nchunks, n_threads):
             for t in range(nchunks):
-                _scale_chunk(&x[0], &y[0], x.shape[0], s, t)
+                k.stream_scale_f32(&x[0], &y[0], x.shape[0], s, t)
         else:
             for t in prange(nchunks, schedule="static", num_threads=n_threads):
-                _scale_chunk(&x[0], &y[0], x.shape[0], s, t)
+                k.stream_scale_f32(&x[0], &y[0], x.shape[0], s, t)
 
 
-cdef inline void _scale_chunk(const float *x, float *y, int64_t n, float s,
-                              int64_t t) noexcept nogil:
-    cdef int64_t i, lo = t * CYDROP_CHUNK
-    cdef int64_t hi = lo + CYDROP_CHUNK if lo + CYDROP_CHUNK < n else n
-    for i in range(lo, hi):
-        y[i] = x[i] * s
+cdef inline bint _overlap(const float *a0, const float *a1, const float *b0,
+                          const float *b1) noexcept nogil:
+    return a0 < b1 and b0 < a1
 
 
 def bias_relu_dropout(const floating[:, ::1] z,   # IN  (rows, m)
