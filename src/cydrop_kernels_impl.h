@@ -347,10 +347,34 @@ CYDROP_FN(cydrop_select_f64)(const double *x, double *y, const CYDROP_FN(cydrop_
 }
 
 /* The 32 keep flags of a step, from its drop masks, into 0/1 bytes and/or packed bits (either
- * may be NULL). */
+ * may be NULL). On x86 the masks are packed to bytes with saturation (-1 and 0 survive) and the
+ * bits are their sign bits (movemask); elsewhere a portable narrowing and a multiply gather. */
 static inline __attribute__((always_inline)) void
 CYDROP_FN(cydrop_store_keep16)(const CYDROP_FN(cydrop_vi16) *drop, uint8_t *bytes, uint8_t *bits)
 {
+#if defined(__AVX2__) && CYDROP_NV == 2
+    /* packs works per 128-bit lane: the quadword permute restores element order */
+    const __m256i packed = _mm256_permute4x64_epi64(
+        _mm256_packs_epi16((__m256i)drop[0], (__m256i)drop[1]), 0xD8);
+    if (bytes)
+        _mm256_storeu_si256((__m256i *)bytes, _mm256_add_epi8(packed, _mm256_set1_epi8(1)));
+    if (bits) {
+        const uint32_t keep = ~(uint32_t)_mm256_movemask_epi8(packed);
+        memcpy(bits, &keep, 4);                                   /* x86: little-endian */
+    }
+#elif defined(__SSE2__) && CYDROP_NV == 4
+    const __m128i lo = _mm_packs_epi16((__m128i)drop[0], (__m128i)drop[1]);
+    const __m128i hi = _mm_packs_epi16((__m128i)drop[2], (__m128i)drop[3]);
+    if (bytes) {
+        _mm_storeu_si128((__m128i *)bytes, _mm_add_epi8(lo, _mm_set1_epi8(1)));
+        _mm_storeu_si128((__m128i *)(bytes + 16), _mm_add_epi8(hi, _mm_set1_epi8(1)));
+    }
+    if (bits) {
+        const uint32_t keep = ~((uint32_t)_mm_movemask_epi8(lo) |
+                                ((uint32_t)_mm_movemask_epi8(hi) << 16));
+        memcpy(bits, &keep, 4);
+    }
+#else
     uint8_t kb[CYDROP_PER_STEP];
     for (int v = 0; v < CYDROP_NV; v++) {
         const CYDROP_FN(cydrop_vi8h) b = __builtin_convertvector(drop[v], CYDROP_FN(cydrop_vi8h));
@@ -365,6 +389,7 @@ CYDROP_FN(cydrop_store_keep16)(const CYDROP_FN(cydrop_vi16) *drop, uint8_t *byte
             memcpy(&v, kb + 8 * q, 8);
             bits[q] = (uint8_t)((cydrop_le64(v) * 0x0102040810204080ULL) >> 56);
         }
+#endif
 }
 
 #define CYDROP_DEFINE_BLOCK_FORWARD(T, SUF, UT)                                                \
