@@ -10,7 +10,10 @@
 #include "cydrop_kernels.h"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>   /* used only inside the AVX2 / AVX-512 variants below */
+/* x86 intrinsics, each behind an #if on the variant's own target macro in cydrop_kernels_impl.h:
+   SSE2 (part of baseline x86-64) in the baseline, AVX2 in the AVX2 variant. Other targets and
+   widths use the portable generic-vector code beside them. */
+#include <immintrin.h>
 #endif
 
 #define CYDROP_STR_(a) #a
