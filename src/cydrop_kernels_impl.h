@@ -252,7 +252,7 @@ typedef double CYDROP_FN(cydrop_vf64) __attribute__((vector_size(CYDROP_VB)));
  * pieces, so the AVX2 variant names the one sign extension that does it, and the 16-byte
  * baseline duplicates lanes (a mask lane is all zeros or all ones) with unpack shuffles: 16 to
  * 32 bits, then 32 to 64 bits (one four-fold shuffle compiles to lane-by-lane inserts). */
-#if defined(__AVX2__) && CYDROP_NV == 2
+#if defined(CYDROP_X86_INTRIN) && defined(__AVX2__) && CYDROP_NV == 2
 #define CYDROP_HALF128(m, q) ((q) ? _mm256_extracti128_si256((__m256i)(m), 1)                \
                                   : _mm256_castsi256_si128((__m256i)(m)))
 #define CYDROP_WIDEN32(m, q)                                                                   \
@@ -352,7 +352,7 @@ CYDROP_FN(cydrop_select_f64)(const double *x, double *y, const CYDROP_FN(cydrop_
 static inline __attribute__((always_inline)) void
 CYDROP_FN(cydrop_store_keep16)(const CYDROP_FN(cydrop_vi16) *drop, uint8_t *bytes, uint8_t *bits)
 {
-#if defined(__AVX2__) && CYDROP_NV == 2
+#if defined(CYDROP_X86_INTRIN) && defined(__AVX2__) && CYDROP_NV == 2
     /* packs works per 128-bit lane: the quadword permute restores element order */
     const __m256i packed = _mm256_permute4x64_epi64(
         _mm256_packs_epi16((__m256i)drop[0], (__m256i)drop[1]), 0xD8);
@@ -362,7 +362,7 @@ CYDROP_FN(cydrop_store_keep16)(const CYDROP_FN(cydrop_vi16) *drop, uint8_t *byte
         const uint32_t keep = ~(uint32_t)_mm256_movemask_epi8(packed);
         memcpy(bits, &keep, 4);                                   /* x86: little-endian */
     }
-#elif defined(__SSE2__) && CYDROP_NV == 4
+#elif defined(CYDROP_X86_INTRIN) && defined(__SSE2__) && CYDROP_NV == 4
     const __m128i lo = _mm_packs_epi16((__m128i)drop[0], (__m128i)drop[1]);
     const __m128i hi = _mm_packs_epi16((__m128i)drop[2], (__m128i)drop[3]);
     if (bytes) {

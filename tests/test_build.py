@@ -1,5 +1,8 @@
 import os
+import shutil
+import subprocess
 
+import numpy as np
 import pytest
 
 import cydrop
@@ -50,3 +53,56 @@ def test_openmp_spin_setting_does_not_leak_into_the_environment():
     assert res.returncode == 0 and res.stdout.strip() == "None", res.stderr
     res = _run(code, GOMP_SPINCOUNT="123")
     assert res.stdout.strip() == "123"
+
+
+# ------------------------------------------------- the C kernels without Python, three ways
+
+_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+_DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c", "kernels_dump.c")
+_DUMP_N, _DUMP_SEED = 3 * 4096 + 77, 12345
+_DUMP_OFFSETS = (0, 5 * 4096, 123)
+_DUMP_THRESHOLDS = (0, 1, 100, 32768, 52429, 65535, 65536)
+
+
+def _expected_dump():
+    """What tests/c/kernels_dump.c must write, computed through cydrop's Python API."""
+    i = np.arange(_DUMP_N)
+    x32 = (((i % 1000) - 500).astype(np.float32) * np.float32(0.25))
+    x64 = x32.astype(np.float64) * 1.5
+    x32[5] = x64[5] = np.nan
+    x32[6] = x64[6] = -np.inf
+    parts = []
+    for offset in _DUMP_OFFSETS:
+        for thr in _DUMP_THRESHOLDS:
+            # rate 1e-9 rounds to the threshold 65536 and still runs the kernel (scale 1)
+            rate = 1e-9 if thr == 65536 else 1.0 - thr / 65536
+            y32, c_bits = cydrop.dropout(x32, rate, seed=_DUMP_SEED, offset=offset, mask="bits")
+            _, c_bytes = cydrop.dropout(x32, rate, seed=_DUMP_SEED, offset=offset, mask="bytes")
+            y64, _ = cydrop.dropout(x64, rate, seed=_DUMP_SEED, offset=offset)
+            bits = c_bits.stored_mask.tobytes()
+            parts += [y32.tobytes(), bits, c_bytes.stored_mask.tobytes(), y64.tobytes(), bits]
+    return b"".join(parts)
+
+
+def _compiler():
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.mark.skipif(_compiler() is None, reason="no C compiler on PATH")
+@pytest.mark.parametrize("config", [[], ["-DCYDROP_NO_INTRINSICS"], ["-DCYDROP_NO_VEC"]],
+                         ids=["default", "no-intrinsics", "no-vectors"])
+def test_c_kernels_without_python_match_the_api(tmp_path, config):
+    """Portable C (no x86 intrinsics, or no vectors at all) gives the same bits as the build."""
+    exe = str(tmp_path / "kernels_dump")
+    cmd = [_compiler(), "-O2", "-std=c99", *config, "-I", _SRC, _DUMP,
+           os.path.join(_SRC, "cydrop_kernels.c"), "-lm", "-o", exe]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    expected = _expected_dump()
+    for variant in _kernels.variants():
+        out = subprocess.run([exe, variant], capture_output=True)
+        assert out.returncode == 0, (variant, out.stderr)
+        assert out.stdout == expected, f"{variant} {config}"
