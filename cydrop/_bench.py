@@ -82,6 +82,8 @@ def implementations(n, dtype, threads, torch=None):
                                                         n_threads=threads)),
         ("cydrop forward bits", lambda: cydrop.dropout(x, 0.5, seed=1, out=y, mask="bits",
                                                         n_threads=threads)),
+        ("cydrop forward bytes", lambda: cydrop.dropout(x, 0.5, seed=1, out=y, mask="bytes",
+                                                         n_threads=threads)),
         ("cydrop backward recompute", lambda: cydrop.dropout_backward(x, c_rec, out=y,
                                                                       n_threads=threads)),
         ("cydrop backward bits", lambda: cydrop.dropout_backward(x, c_bits, out=y,
