@@ -76,14 +76,18 @@ def implementations(n, dtype, threads, torch=None):
     _, c_rec = cydrop.dropout(x, 0.5, seed=1)
     _, c_bits = cydrop.dropout(x, 0.5, seed=1, mask="bits")
     _, c_bytes = cydrop.dropout(x, 0.5, seed=1, mask="bytes")
+    m_bits = np.empty((n + 7) // 8, dtype=np.uint8)
+    m_bytes = np.empty(n, dtype=np.uint8)
     impls = [
         ("cydrop forward", lambda: cydrop.dropout(x, 0.5, seed=1, n_threads=threads)),
         ("cydrop forward out=", lambda: cydrop.dropout(x, 0.5, seed=1, out=y,
                                                         n_threads=threads)),
+        # the mask modes write their stored mask into preallocated buffers too (mask_out=),
+        # as the floor writes into a preallocated y
         ("cydrop forward bits", lambda: cydrop.dropout(x, 0.5, seed=1, out=y, mask="bits",
-                                                        n_threads=threads)),
+                                                        mask_out=m_bits, n_threads=threads)),
         ("cydrop forward bytes", lambda: cydrop.dropout(x, 0.5, seed=1, out=y, mask="bytes",
-                                                         n_threads=threads)),
+                                                         mask_out=m_bytes, n_threads=threads)),
         ("cydrop backward recompute", lambda: cydrop.dropout_backward(x, c_rec, out=y,
                                                                       n_threads=threads)),
         ("cydrop backward bits", lambda: cydrop.dropout_backward(x, c_bits, out=y,

@@ -78,7 +78,7 @@ def _identity(x, out, inplace):
 
 
 def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplace=False,
-            mask="recompute", n_threads=None):
+            mask="recompute", mask_out=None, n_threads=None):
     """Inverted dropout: zero each element with probability ``rate``, scale the rest.
 
     Parameters
@@ -105,6 +105,13 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     mask : {'recompute', 'bits', 'bytes'}, default='recompute'
         What the cache keeps for backward: nothing (the mask is regenerated from the seed),
         the mask packed 1 bit per element, or a uint8 0/1 array. All give identical gradients.
+    mask_out : ndarray of uint8 or None, default=None
+        Where to put the stored mask instead of a new array (``mask='bits'`` or ``'bytes'``
+        only): shape ``((x.size + 7) // 8,)`` for bits, ``x.shape`` for bytes, C-contiguous,
+        writable, not overlapping ``x`` or ``out``. A training loop can pass the same buffer
+        every step and skip allocating (and page-faulting) a fresh mask. The cache keeps a
+        read-only view of it, so writing to ``mask_out`` before :func:`dropout_backward`
+        changes that gradient.
     n_threads : int or None, default=None
         Threads to use; see :func:`cydrop.effective_n_threads`. Never changes the result.
 
@@ -148,7 +155,8 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     >>> bool((dx == y).all())
     True
     """
-    if training is True and (inplace is False or (inplace is True and out is None)):
+    if training is True and mask_out is None and (inplace is False or
+                                                  (inplace is True and out is None)):
         # valid common calls are recognised and run in C; anything else is validated below
         done = _kernels.fast_forward(x, rate, seed, offset, x if inplace is True else out,
                                      mask, n_threads)
@@ -165,6 +173,8 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     seed = None if seed is None else _validation.check_uint64(seed, "seed")
     offset = _validation.check_offset(offset, x.size)
     threads = effective_n_threads(n_threads)
+    if mask_out is not None:
+        _validation.check_mask_out(mask_out, mask, x, [("x", x_in), ("x", x), ("out", out)])
     if not training or rate == 0.0:
         if inplace:
             _prepare_output(x, out, inplace, "x", "out")   # same checks as a real call
@@ -177,9 +187,10 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     thr, scale = _threshold_and_scale(rate)
     bits = bytes_ = stored = None
     if mask == "bits":
-        bits = stored = np.empty((x.size + 7) // 8, dtype=np.uint8)
+        bits = np.empty((x.size + 7) // 8, dtype=np.uint8) if mask_out is None else mask_out
+        stored = bits.view()
     elif mask == "bytes":
-        bytes_ = np.empty(x.size, dtype=np.uint8)
+        bytes_ = np.empty(x.size, dtype=np.uint8) if mask_out is None else mask_out.reshape(-1)
         stored = bytes_.reshape(x.shape)
     _kernels.forward(_flat(src), _flat(dst), seed, offset, thr, scale, bits, bytes_, threads)
     if writeback is not None:

@@ -115,6 +115,32 @@ def check_out(out, like, name="out"):
     return out
 
 
+def check_mask_out(mask_out, mask, x, others):
+    """Validate a caller's buffer for the stored mask of ``dropout(x, mask=mask)``.
+
+    ``others`` are (name, array or None) pairs it must not overlap. Returns ``mask_out``.
+    """
+    if mask not in ("bits", "bytes"):
+        raise ValueError(f"mask_out is only used with mask='bits' or mask='bytes', "
+                         f"got mask={mask!r}")
+    if not isinstance(mask_out, np.ndarray):
+        raise TypeError(f"mask_out must be a numpy.ndarray, got {type(mask_out).__name__}")
+    if mask_out.dtype != np.uint8:
+        raise TypeError(f"mask_out must have dtype uint8, got {mask_out.dtype}")
+    shape = ((x.size + 7) // 8,) if mask == "bits" else x.shape
+    if mask_out.shape != shape:
+        raise ValueError(f"mask_out must have shape {shape} for mask={mask!r} and x of shape "
+                         f"{x.shape}, got {mask_out.shape}")
+    if not (mask_out.flags.c_contiguous and mask_out.flags.writeable):
+        raise ValueError(
+            f"mask_out must be C-contiguous and writable; got "
+            f"c_contiguous={mask_out.flags.c_contiguous}, writeable={mask_out.flags.writeable}")
+    for name, other in others:
+        if isinstance(other, np.ndarray) and np.shares_memory(mask_out, other, max_work=10**6):
+            raise ValueError(f"mask_out overlaps {name}; pass a separate array")
+    return mask_out
+
+
 def check_bool(value, name):
     """Return ``value`` if it is a bool (NumPy's included), else raise TypeError."""
     if not isinstance(value, (bool, np.bool_)):

@@ -158,6 +158,33 @@ def test_stored_masks_are_read_only():
         c.stored_mask[0] = 1
 
 
+@pytest.mark.parametrize("mode", ["bits", "bytes"])
+@pytest.mark.parametrize("shape", [(5, 13), (8192 + 7,), (1,)])
+def test_mask_out_receives_the_stored_mask_and_is_reused(mode, shape, dtype):
+    x = np.random.default_rng(2).standard_normal(shape).astype(dtype)
+    dout = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+    size = x.size
+    buf = np.full((size + 7) // 8 if mode == "bits" else shape, 0xEE, np.uint8)
+    for seed, offset in [(1, 0), (2, 4096 + 5)]:          # the same buffer, step after step
+        y_ref, c_ref = cydrop.dropout(x, 0.3, seed=seed, offset=offset, mask=mode)
+        y, c = cydrop.dropout(x, 0.3, seed=seed, offset=offset, mask=mode, mask_out=buf)
+        np.testing.assert_array_equal(bits_of(y), bits_of(y_ref))
+        np.testing.assert_array_equal(buf, c_ref.stored_mask)
+        assert np.shares_memory(c.stored_mask, buf) and not c.stored_mask.flags.writeable
+        assert buf.flags.writeable                           # the caller's array stays theirs
+        dx, dx_ref = cydrop.dropout_backward(dout, c), cydrop.dropout_backward(dout, c_ref)
+        np.testing.assert_array_equal(bits_of(dx), bits_of(dx_ref))
+
+
+def test_mask_out_is_checked_but_untouched_on_identity_calls():
+    x = np.ones((3, 3))
+    buf = np.full((3, 3), 7, np.uint8)
+    y, c = cydrop.dropout(x, 0.0, seed=1, mask="bytes", mask_out=buf)
+    assert y is x and c.mask_mode == "identity" and (buf == 7).all()
+    with pytest.raises(ValueError, match=r"mask_out must have shape \(3, 3\)"):
+        cydrop.dropout(x, 0.5, training=False, mask="bytes", mask_out=buf[:2])
+
+
 def test_cache_repr_names_its_fields():
     _, c = cydrop.dropout(np.ones(3, dtype=np.float32), 0.25, seed=9)
     text = repr(c)

@@ -35,6 +35,11 @@ class Ctx:
         self.dout = rng.standard_normal((6, 7))
         self.out = np.full((6, 7), 7.25)
         self.buf = rng.standard_normal(100)
+        self.mbits = np.full(6, 0xA5, np.uint8)           # mask_out buffers for x (42 elements)
+        self.mbytes = np.full((6, 7), 3, np.uint8)
+        self.mwide = np.full(12, 0x5A, np.uint8)
+        self.xs = np.ones((2, 2), np.float32)               # out= and mask_out= in one buffer
+        self.shared = np.full(16, 9, np.uint8)
         self.y, self.cache = cydrop.dropout(self.x, 0.5, seed=3, mask="bits")
         _, self.cache_bytes = cydrop.dropout(self.x, 0.5, seed=3, mask="bytes")
         self._snap = None
@@ -95,6 +100,16 @@ CASES = [
     ("layer-rate-str", lambda c: nn.Dropout("0.5"), (TypeError, ValueError), ["rate", "'0.5'"]),
     ("net-keep-ratio-0", lambda c: _dense(dropout_keep_ratio=0), ValueError, ["dropout_keep_ratio", "0"]),
     ("net-keep-ratio-1.5", lambda c: _dense(dropout_keep_ratio=1.5), ValueError, ["dropout_keep_ratio", "1.5"]),
+    # --- mask_out: the caller's buffer for the stored mask ---------------------------------
+    ("mask_out-with-recompute", lambda c: cydrop.dropout(c.x, 0.5, seed=1, mask_out=c.mbytes), ValueError, ["mask_out", "mask='recompute'"]),
+    ("mask_out-list", lambda c: cydrop.dropout(c.x, 0.5, seed=1, mask="bits", mask_out=[0] * 6), TypeError, ["mask_out", "list"]),
+    ("mask_out-bool-dtype", lambda c: cydrop.dropout(c.x, 0.5, seed=1, mask="bytes", mask_out=c.mbytes.astype(bool)), TypeError, ["mask_out", "uint8", "bool"]),
+    ("mask_out-bits-wrong-size", lambda c: cydrop.dropout(c.x, 0.5, seed=1, mask="bits", mask_out=c.mbits[:5]), ValueError, ["mask_out", "(6,)", "(5,)"]),
+    ("mask_out-bytes-flat", lambda c: cydrop.dropout(c.x, 0.5, seed=1, mask="bytes", mask_out=c.mbytes.ravel()), ValueError, ["mask_out", "(6, 7)", "(42,)"]),
+    ("mask_out-read-only", lambda c: cydrop.dropout(c.x, 0.5, seed=1, mask="bytes", mask_out=_ro(c.mbytes)), ValueError, ["mask_out", "writeable=False"]),
+    ("mask_out-strided", lambda c: cydrop.dropout(c.x, 0.5, seed=1, mask="bits", mask_out=c.mwide[::2]), ValueError, ["mask_out", "c_contiguous=False"]),
+    ("mask_out-overlaps-out", lambda c: cydrop.dropout(c.xs, 0.5, seed=1, mask="bytes", out=c.shared.view(np.float32).reshape(2, 2), mask_out=c.shared[:4].reshape(2, 2)), ValueError, ["mask_out", "overlaps out"]),
+    ("mask_out-overlaps-x", lambda c: cydrop.dropout(c.xs, 0.5, seed=1, mask="bits", mask_out=c.xs.view(np.uint8)[0, :1]), ValueError, ["mask_out", "overlaps x"]),
     # --- seeds and offsets: negative, float, >= 2**64, every entry point --------------------
     ("dropout-seed-2**70", lambda c: cydrop.dropout(c.x, 0.5, seed=2**70), ValueError, ["seed", str(2**70)]),
     ("dropout-seed-float-integral", lambda c: cydrop.dropout(c.x, 0.5, seed=1.0), TypeError, ["seed", "1.0"]),
