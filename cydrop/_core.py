@@ -155,11 +155,10 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     >>> bool((dx == y).all())
     True
     """
-    if training is True and mask_out is None and (inplace is False or
-                                                  (inplace is True and out is None)):
+    if training is True and (inplace is False or (inplace is True and out is None)):
         # valid common calls are recognised and run in C; anything else is validated below
         done = _kernels.fast_forward(x, rate, seed, offset, x if inplace is True else out,
-                                     mask, n_threads)
+                                     mask, n_threads, mask_out)
         if done is not None:
             return done
     x_in = x

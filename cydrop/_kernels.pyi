@@ -124,6 +124,7 @@ def fast_forward(
     out: object,
     mask: object,
     n_threads: object,
+    mask_out: object = None,
 ) -> Optional[Tuple[_FloatArray, DropoutCache]]: ...
 def fast_backward(
     dout: object, cache: object, out: object, n_threads: object

@@ -176,6 +176,20 @@ def test_mask_out_receives_the_stored_mask_and_is_reused(mode, shape, dtype):
         np.testing.assert_array_equal(bits_of(dx), bits_of(dx_ref))
 
 
+@pytest.mark.parametrize("mode", ["bits", "bytes"])
+def test_mask_out_on_the_validated_path_matches_the_fast_path(mode, dtype):
+    # a Fortran-ordered input and a list rate take the Python path, not the C fast path
+    x = np.asfortranarray(np.random.default_rng(4).standard_normal((9, 11)).astype(dtype))
+    shape = ((x.size + 7) // 8,) if mode == "bits" else x.shape
+    fast_buf, slow_buf = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    y_fast, _ = cydrop.dropout(np.ascontiguousarray(x), 0.25, seed=9, mask=mode,
+                               mask_out=fast_buf)
+    y_slow, c = cydrop.dropout(x, np.float32(0.25), seed=9, mask=mode, mask_out=slow_buf)
+    np.testing.assert_array_equal(bits_of(y_slow), bits_of(y_fast))
+    np.testing.assert_array_equal(slow_buf, fast_buf)
+    assert np.shares_memory(c.stored_mask, slow_buf) and not c.stored_mask.flags.writeable
+
+
 def test_mask_out_is_checked_but_untouched_on_identity_calls():
     x = np.ones((3, 3))
     buf = np.full((3, 3), 7, np.uint8)

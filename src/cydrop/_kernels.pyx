@@ -476,7 +476,38 @@ cdef inline bint _uint64_value(object v, uint64_t *res) noexcept:
 cdef object _fresh_seed = None
 
 
-def fast_forward(x, rate, seed, offset, out, mask, n_threads):
+cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b) noexcept:
+    cdef char *a0 = <char *>cnp.PyArray_DATA(a)
+    cdef char *b0 = <char *>cnp.PyArray_DATA(b)
+    return a0 + cnp.PyArray_NBYTES(a) <= b0 or b0 + cnp.PyArray_NBYTES(b) <= a0
+
+
+cdef inline bint _usable_mask_out(object buf, object mask, cnp.ndarray x, cnp.ndarray y,
+                                  int64_t n) noexcept:
+    """buf can take x's stored mask in mode `mask` (see check_mask_out), disjoint from x, y."""
+    cdef cnp.ndarray m
+    cdef int i
+    if type(buf) is not cnp.ndarray:
+        return False
+    m = <cnp.ndarray>buf
+    if not (cnp.PyArray_TYPE(m) == cnp.NPY_UINT8 and cnp.PyArray_IS_C_CONTIGUOUS(m)
+            and cnp.PyArray_ISWRITEABLE(m)):
+        return False
+    if mask == "bits":
+        if cnp.PyArray_NDIM(m) != 1 or cnp.PyArray_DIM(m, 0) != (n + 7) // 8:
+            return False
+    elif mask == "bytes":
+        if cnp.PyArray_NDIM(m) != cnp.PyArray_NDIM(x):
+            return False
+        for i in range(cnp.PyArray_NDIM(x)):
+            if cnp.PyArray_DIM(m, i) != cnp.PyArray_DIM(x, i):
+                return False
+    else:
+        return False
+    return _disjoint(m, x) and _disjoint(m, y)
+
+
+def fast_forward(x, rate, seed, offset, out, mask, n_threads, mask_out=None):
     """(out, cache) for a valid training call with rate in (0, 1], or None (not handled)."""
     global _fresh_seed
     cdef cnp.ndarray xa, ya, stored
@@ -510,7 +541,15 @@ def fast_forward(x, rate, seed, offset, out, mask, n_threads):
         return None
     ya = <cnp.ndarray>y
     stored = None
-    if mask == "bits":
+    if mask_out is not None:
+        if not _usable_mask_out(mask_out, mask, xa, ya, n):
+            return None
+        stored = mask_out.view()          # the caller's buffer; the cache's view is read-only
+        if mask == "bits":
+            pbits = <uint8_t *>cnp.PyArray_DATA(stored)
+        else:
+            pbytes = <uint8_t *>cnp.PyArray_DATA(stored)
+    elif mask == "bits":
         stored = cnp.PyArray_EMPTY(1, [(n + 7) // 8], cnp.NPY_UINT8, 0)
         pbits = <uint8_t *>cnp.PyArray_DATA(stored)
     elif mask == "bytes":
