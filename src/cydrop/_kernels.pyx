@@ -276,7 +276,8 @@ def stream_scale(const float[::1] x, float[::1] y, float s, int n_threads=1):
         raise ValueError(f"y: must have x's {x.shape[0]} elements, got {y.shape[0]}")
     if n_threads < 1:
         raise ValueError(f"n_threads: must be >= 1, got {n_threads}")
-    if nchunks and _overlap(&x[0], &x[x.shape[0] - 1] + 1, &y[0], &y[y.shape[0] - 1] + 1):
+    if nchunks and not _ranges_disjoint(<const char *>&x[0], x.shape[0] * sizeof(float),
+                                        <const char *>&y[0], y.shape[0] * sizeof(float)):
         raise ValueError("y: must not overlap x")
     with nogil:
         if _serial(nchunks, n_threads):
@@ -285,11 +286,6 @@ def stream_scale(const float[::1] x, float[::1] y, float s, int n_threads=1):
         else:
             for t in prange(nchunks, schedule="static", num_threads=n_threads):
                 k.stream_scale_f32(&x[0], &y[0], x.shape[0], s, t)
-
-
-cdef inline bint _overlap(const float *a0, const float *a1, const float *b0,
-                          const float *b1) noexcept nogil:
-    return a0 < b1 and b0 < a1
 
 
 def bias_relu_dropout(const floating[:, ::1] z,   # IN  (rows, m)
@@ -422,9 +418,9 @@ cdef inline bint _plain_float_array(object a) noexcept:
             and cnp.PyArray_ISNOTSWAPPED(arr))
 
 
-cdef inline bint _same_geometry(cnp.ndarray a, cnp.ndarray b) noexcept:
+cdef inline bint _same_dims(cnp.ndarray a, cnp.ndarray b) noexcept:
     cdef int i
-    if cnp.PyArray_NDIM(a) != cnp.PyArray_NDIM(b) or cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(b):
+    if cnp.PyArray_NDIM(a) != cnp.PyArray_NDIM(b):
         return False
     for i in range(cnp.PyArray_NDIM(a)):
         if cnp.PyArray_DIM(a, i) != cnp.PyArray_DIM(b, i):
@@ -432,20 +428,30 @@ cdef inline bint _same_geometry(cnp.ndarray a, cnp.ndarray b) noexcept:
     return True
 
 
+cdef inline bint _same_geometry(cnp.ndarray a, cnp.ndarray b) noexcept:
+    return cnp.PyArray_TYPE(a) == cnp.PyArray_TYPE(b) and _same_dims(a, b)
+
+
+cdef inline bint _ranges_disjoint(const char *a0, Py_ssize_t na, const char *b0,
+                                  Py_ssize_t nb) noexcept nogil:
+    """The byte ranges [a0, a0 + na) and [b0, b0 + nb) share no byte."""
+    return a0 + na <= b0 or b0 + nb <= a0
+
+
+cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b) noexcept:
+    return _ranges_disjoint(<char *>cnp.PyArray_DATA(a), cnp.PyArray_NBYTES(a),
+                            <char *>cnp.PyArray_DATA(b), cnp.PyArray_NBYTES(b))
+
+
 cdef inline bint _usable_out(object out, cnp.ndarray like) noexcept:
     """out is a C-contiguous writable array like `like`, and is `like` or disjoint from it."""
     cdef cnp.ndarray o
-    cdef char *a0
-    cdef char *b0
-    cdef cnp.npy_intp nbytes
     if not _plain_float_array(out):
         return False
     o = <cnp.ndarray>out
     if not (_same_geometry(o, like) and cnp.PyArray_ISWRITEABLE(o)):
         return False
-    a0, b0 = <char *>cnp.PyArray_DATA(o), <char *>cnp.PyArray_DATA(like)
-    nbytes = cnp.PyArray_NBYTES(like)
-    return a0 == b0 or a0 + nbytes <= b0 or b0 + nbytes <= a0
+    return cnp.PyArray_DATA(o) == cnp.PyArray_DATA(like) or _disjoint(o, like)
 
 
 cdef inline object _output_for(object out, cnp.ndarray like):
@@ -476,17 +482,10 @@ cdef inline bint _uint64_value(object v, uint64_t *res) noexcept:
 cdef object _fresh_seed = None
 
 
-cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b) noexcept:
-    cdef char *a0 = <char *>cnp.PyArray_DATA(a)
-    cdef char *b0 = <char *>cnp.PyArray_DATA(b)
-    return a0 + cnp.PyArray_NBYTES(a) <= b0 or b0 + cnp.PyArray_NBYTES(b) <= a0
-
-
 cdef inline bint _usable_mask_out(object buf, object mask, cnp.ndarray x, cnp.ndarray y,
                                   int64_t n) noexcept:
     """buf can take x's stored mask in mode `mask` (see check_mask_out), disjoint from x, y."""
     cdef cnp.ndarray m
-    cdef int i
     if type(buf) is not cnp.ndarray:
         return False
     m = <cnp.ndarray>buf
@@ -497,11 +496,8 @@ cdef inline bint _usable_mask_out(object buf, object mask, cnp.ndarray x, cnp.nd
         if cnp.PyArray_NDIM(m) != 1 or cnp.PyArray_DIM(m, 0) != (n + 7) // 8:
             return False
     elif mask == "bytes":
-        if cnp.PyArray_NDIM(m) != cnp.PyArray_NDIM(x):
+        if not _same_dims(m, x):
             return False
-        for i in range(cnp.PyArray_NDIM(x)):
-            if cnp.PyArray_DIM(m, i) != cnp.PyArray_DIM(x, i):
-                return False
     else:
         return False
     return _disjoint(m, x) and _disjoint(m, y)
