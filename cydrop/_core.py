@@ -33,12 +33,13 @@ def _flat(a):
     return a.reshape(-1)
 
 
-def _prepare_output(x, out, inplace, x_name, out_name):
+def _prepare_output(x, out, inplace, x_name, out_name, reads=()):
     """Decide where the result goes. Returns (src, dst, writeback).
 
-    ``src`` is a C-contiguous array holding ``x``'s values, ``dst`` the C-contiguous array the
-    kernel writes, ``writeback`` the array to copy ``dst`` into afterwards (a non-contiguous
-    in-place target) or None.
+    ``src`` is an aligned C-contiguous array holding ``x``'s values, ``dst`` the aligned
+    C-contiguous array the kernel writes, ``writeback`` the array to copy ``dst`` into afterwards
+    (a non-contiguous or unaligned target) or None. ``out`` must not overlap ``x`` (unless it is
+    ``x``) nor ``reads``, the other buffers the call reads: (name, array or None) pairs.
     """
     if inplace:
         if not isinstance(x, np.ndarray) or not x.flags.writeable:
@@ -49,21 +50,25 @@ def _prepare_output(x, out, inplace, x_name, out_name):
         if out is not None and not _validation.same_buffer(out, x):
             raise ValueError(f"inplace=True writes into {x_name}; {out_name} must be None or "
                              f"{x_name} itself")
-        if x.flags.c_contiguous and x.flags.aligned:
-            return x, x, None
-        src = np.ascontiguousarray(x)
-        return src, src, x
-    src = x if (x.flags.c_contiguous and x.flags.aligned) else np.ascontiguousarray(x)
+        _validation.check_no_overlap(x, reads, x_name)
+        src = _validation.aligned_contiguous(x)
+        return src, src, (None if src is x else x)
+    src = _validation.aligned_contiguous(x)
     if out is None:
         return src, np.empty(x.shape, dtype=x.dtype), None
     _validation.check_out(out, x, out_name)
-    return src, out, None
+    _validation.check_no_overlap(out, reads, out_name)
+    if out.flags.aligned:
+        return src, out, None
+    return src, np.empty(x.shape, dtype=x.dtype), out
 
 
 def _check_inplace_target(given, converted, name):
     """inplace=True must write into the caller's array: refuse when conversion made a copy
-    (a list, or an ndarray of non-native byte order), which would leave ``given`` untouched."""
-    if converted is not given:
+    (a list, or an ndarray of non-native byte order), which would leave ``given`` untouched.
+    An ndarray subclass is written through its base-class view."""
+    if converted is not given and not (isinstance(given, np.ndarray)
+                                       and _validation.same_buffer(converted, given)):
         what = (f"an ndarray of dtype {given.dtype.str!r} (non-native byte order)"
                 if isinstance(given, np.ndarray) else type(given).__name__)
         raise ValueError(f"inplace=True needs {name} to be a writable numpy.ndarray of native "
@@ -255,7 +260,9 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
         elif out is not None:
             _validation.check_out(out, dout)
         return _identity(dout, out, inplace)
-    src, dst, writeback = _prepare_output(dout, out, inplace, "dout", "out")
+    stored = cache.stored_mask if cache.mask_mode in ("bits", "bytes") else None
+    src, dst, writeback = _prepare_output(dout, out, inplace, "dout", "out",
+                                          [("the cache's stored mask", stored)])
     if cache.mask_mode == "recompute":
         _kernels.forward(_flat(src), _flat(dst), cache.seed, cache.offset, cache.threshold,
                          cache.scale, None, None, threads)
@@ -301,11 +308,7 @@ def dropout_mask(shape, rate=0.5, *, seed, offset=0, n_threads=None):
     >>> m.dtype, m.shape, bool(set(m.tolist()) <= {0, 1})
     (dtype('uint8'), (8,), True)
     """
-    try:
-        shape = tuple(int(_validation.check_uint64(s, "shape")) for s in np.atleast_1d(shape)) \
-            if np.ndim(shape) else (int(_validation.check_uint64(shape, "shape")),)
-    except TypeError:
-        raise TypeError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
+    shape = _validation.check_shape(shape)
     rate = _validation.check_probability(rate, "rate")
     seed = _validation.check_uint64(seed, "seed")
     size = int(np.prod(shape, dtype=object))

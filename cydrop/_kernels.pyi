@@ -116,6 +116,17 @@ def make_cache(
     mask_mode: str,
     stored_mask: Optional[npt.NDArray[np.uint8]],
 ) -> DropoutCache: ...
+def restore_cache(
+    rate: object,
+    seed: object,
+    offset: object,
+    threshold: object,
+    scale: object,
+    shape: object,
+    dtype: object,
+    mask_mode: object,
+    stored_mask: object,
+) -> DropoutCache: ...
 def fast_forward(
     x: object,
     rate: object,

@@ -25,10 +25,13 @@ def check_probability(value, name="rate"):
             raise TypeError(
                 f"{name} must be a real number with 0 <= {name} <= 1, got {_short(value)} "
                 f"of type {type(value).__name__}")
-    value = float(value)
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must satisfy 0 <= {name} <= 1, got {value!r}")
-    return value
+    try:
+        as_float = float(value)
+    except OverflowError:       # 10**400, Fraction(10**400, 3): far outside [0, 1] anyway
+        raise ValueError(f"{name} must satisfy 0 <= {name} <= 1, got {_short(value)}") from None
+    if math.isnan(as_float) or not 0.0 <= as_float <= 1.0:
+        raise ValueError(f"{name} must satisfy 0 <= {name} <= 1, got {as_float!r}")
+    return as_float
 
 
 def check_uint64(value, name):
@@ -44,6 +47,17 @@ def check_uint64(value, name):
     if not 0 <= value <= UINT64_MAX:
         raise ValueError(f"{name} must satisfy 0 <= {name} < 2**64, got {value}")
     return value
+
+
+def check_shape(shape, name="shape"):
+    """Return ``shape`` (an int or a sequence of ints, bools refused) as a tuple of ints."""
+    dims = shape if isinstance(shape, (tuple, list)) else (shape,)
+    if isinstance(shape, np.ndarray):
+        dims = shape.tolist() if shape.ndim == 1 else (shape,)
+    try:
+        return tuple(check_uint64(d, name) for d in dims)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {_short(shape)}") from None
 
 
 def check_offset(offset, size, name="offset"):
@@ -72,9 +86,25 @@ def check_float_dtype(dtype, name):
             f"{name} has dtype {dtype}; only float32 and float64 are supported{hint}")
 
 
+def as_ndarray(x, name="x"):
+    """``x`` as a base-class ndarray: subclasses (``np.matrix``, memmap, ...) become a view of
+    their data, so results are plain ndarrays; masked arrays are refused, since viewing one would
+    silently drop its mask."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(f"{name} must not be a masked array (its mask would be ignored); pass "
+                        f"{name}.filled(value) or {name}.data")
+    return np.asarray(x)
+
+
 def as_float_array(x, name="x"):
-    """Return ``x`` as an ndarray of native float32 or float64, without copying when possible."""
-    if not isinstance(x, np.ndarray):
+    """Return ``x`` as an ndarray of native float32 or float64, without copying when possible.
+
+    ndarray subclasses are viewed as plain ndarrays (see :func:`as_ndarray`).
+    """
+    if isinstance(x, np.ndarray):
+        if type(x) is not np.ndarray:
+            x = as_ndarray(x, name)
+    else:
         try:
             x = np.asarray(x)
         except Exception as exc:  # ragged lists and the like
@@ -83,6 +113,33 @@ def as_float_array(x, name="x"):
     if not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))
     return x
+
+
+def aligned_contiguous(a):
+    """``a`` if it is C-contiguous and aligned, else an aligned C-contiguous copy.
+
+    (``np.ascontiguousarray`` does not realign: a contiguous but unaligned array would reach the
+    kernels, whose typed loads and stores need aligned pointers.)
+    """
+    if a.flags.c_contiguous and a.flags.aligned:
+        return a
+    return np.array(a, order="C", copy=True)
+
+
+def bytes_overlap(a, b):
+    """Whether the memory spans of two arrays share a byte: exact for contiguous arrays, and
+    conservative (True when unsure) for any others: NumPy may give up on hard stride patterns
+    (``TooHardError``), and then cydrop treats the arrays as overlapping."""
+    if a.size == 0 or b.size == 0:
+        return False
+    if a.flags.c_contiguous and b.flags.c_contiguous:
+        a0 = a.__array_interface__["data"][0]
+        b0 = b.__array_interface__["data"][0]
+        return a0 < b0 + b.nbytes and b0 < a0 + a.nbytes
+    try:
+        return bool(np.shares_memory(a, b, max_work=10**6))
+    except Exception:           # numpy.exceptions.TooHardError: decide conservatively
+        return True
 
 
 def same_buffer(a, b):
@@ -103,16 +160,24 @@ def check_out(out, like, name="out"):
         raise ValueError(f"{name} must have shape {like.shape}, got {out.shape}")
     if out.dtype != like.dtype:
         raise TypeError(f"{name} must have dtype {like.dtype}, got {out.dtype}")
-    if not (out.flags.c_contiguous and out.flags.writeable and out.flags.aligned):
+    if not (out.flags.c_contiguous and out.flags.writeable):
         raise ValueError(
-            f"{name} must be C-contiguous, writable and aligned; got "
-            f"c_contiguous={out.flags.c_contiguous}, writeable={out.flags.writeable}, "
-            f"aligned={out.flags.aligned}")
-    if not same_buffer(out, like) and np.shares_memory(out, like, max_work=10**6):
+            f"{name} must be C-contiguous, writable memory; got "
+            f"c_contiguous={out.flags.c_contiguous}, writeable={out.flags.writeable}")
+    if not same_buffer(out, like) and bytes_overlap(out, like):
         raise ValueError(
             f"{name} overlaps the input without being the same array; pass the input itself "
             f"(in-place) or a separate array")
     return out
+
+
+def check_no_overlap(out, reads, name="out"):
+    """Refuse ``out`` when it shares memory with any buffer the kernel reads besides the
+    element-wise input (a stored mask, say). ``reads`` are (name, array or None) pairs."""
+    for what, other in reads:
+        if isinstance(other, np.ndarray) and bytes_overlap(out, other):
+            raise ValueError(f"{name} overlaps {what}, which the call reads; pass a separate "
+                             f"array")
 
 
 def check_mask_out(mask_out, mask, x, others):
@@ -136,7 +201,7 @@ def check_mask_out(mask_out, mask, x, others):
             f"mask_out must be C-contiguous and writable; got "
             f"c_contiguous={mask_out.flags.c_contiguous}, writeable={mask_out.flags.writeable}")
     for name, other in others:
-        if isinstance(other, np.ndarray) and np.shares_memory(mask_out, other, max_work=10**6):
+        if isinstance(other, np.ndarray) and bytes_overlap(mask_out, other):
             raise ValueError(f"mask_out overlaps {name}; pass a separate array")
     return mask_out
 

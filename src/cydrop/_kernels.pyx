@@ -25,6 +25,8 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, UINT64_MAX
 
 import numpy as np
 
+from cydrop import _validation   # pure Python; imports nothing else of cydrop's
+
 cnp.import_array()
 
 from cydrop._kernels cimport (
@@ -130,6 +132,12 @@ cdef inline bint _serial(int64_t nchunks, int n_threads) noexcept nogil:
     return n_threads <= 1 or nchunks < PARALLEL_MIN_CHUNKS
 
 
+cdef inline int _team(int64_t nchunks, int n_threads) noexcept nogil:
+    """Never ask OpenMP for more threads than there are chunks (a team it cannot allocate
+    aborts the process); callers have already capped n_threads at the usable cores."""
+    return <int>nchunks if nchunks < n_threads else n_threads
+
+
 cdef void run_forward(bint f32, const void *x, void *y, int64_t n, uint64_t seed,
                       uint64_t offset, uint32_t thr, double scale, uint8_t *bits,
                       uint8_t *bytes_, int n_threads) noexcept nogil:
@@ -138,6 +146,7 @@ cdef void run_forward(bint f32, const void *x, void *y, int64_t n, uint64_t seed
     cdef const cydrop_kernels *k = _active
     cdef uint64_t key = cydrop_seed_key(seed)
     cdef float s32 = <float>scale
+    n_threads = _team(nchunks, n_threads)
     if f32:
         if _serial(nchunks, n_threads):
             for t in range(nchunks):
@@ -164,6 +173,7 @@ cdef void run_backward(bint f32, const void *dy, void *dx, int64_t n, const uint
     cdef int64_t t, nchunks = (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
     cdef const cydrop_kernels *k = _active
     cdef float s32 = <float>scale
+    n_threads = _team(nchunks, n_threads)
     if f32:
         if _serial(nchunks, n_threads):
             for t in range(nchunks):
@@ -186,6 +196,7 @@ cdef void run_mask(int64_t n, uint64_t seed, uint64_t offset, uint32_t thr, uint
     cdef int64_t t, nchunks = (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
     cdef const cydrop_kernels *k = _active
     cdef uint64_t key = cydrop_seed_key(seed)
+    n_threads = _team(nchunks, n_threads)
     if _serial(nchunks, n_threads):
         for t in range(nchunks):
             k.mask(n, key, offset, thr, bits, bytes_, t)
@@ -202,6 +213,7 @@ cdef void run_bias_relu_dropout(bint f32, const void *z, const void *b, void *a,
     cdef const cydrop_kernels *k = _active
     cdef uint64_t key = cydrop_seed_key(seed)
     cdef float s32 = <float>scale
+    n_threads = _team(nchunks, n_threads)
     if f32:
         if _serial(nchunks, n_threads):
             for t in range(nchunks):
@@ -387,6 +399,74 @@ cdef class DropoutCache:
     def __repr__(self):
         return (f"DropoutCache(rate={self.rate!r}, seed={self.seed!r}, offset={self.offset!r}, "
                 f"shape={self.shape!r}, dtype={self.dtype}, mask_mode={self.mask_mode!r})")
+
+    def __reduce__(self):
+        # Rebuilt through restore_cache, which validates the state as strictly as a forward
+        # call does: a pickle is data from outside, and backward's C path trusts its cache.
+        return (restore_cache, (self.rate, self.seed, self.offset, self.threshold, self.scale,
+                                self.shape, self.dtype, self.mask_mode, self.stored_mask))
+
+
+def restore_cache(rate, seed, offset, threshold, scale, shape, dtype, mask_mode, stored_mask):
+    """Rebuild a pickled :class:`DropoutCache`, refusing any state a forward call could not
+    have made (``TypeError``/``ValueError`` naming the field, the rule and the value).
+
+    The stored mask is copied into a fresh C-contiguous, read-only uint8 array.
+    """
+    V = _validation
+    if not isinstance(mask_mode, str) or mask_mode not in ("identity",) + V.MASK_MODES:
+        raise ValueError(f"cache mask_mode must be one of {('identity',) + V.MASK_MODES}, "
+                         f"got {V._short(mask_mode)}")
+    if not isinstance(shape, tuple):
+        raise TypeError(f"cache shape must be a tuple of ints, got {V._short(shape)}")
+    shape = tuple(V.check_uint64(d, "cache shape") for d in shape)
+    size = 1
+    for d in shape:
+        size *= d
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"cache dtype must be float32 or float64, got {V._short(dtype)}") from None
+    if dtype not in V.FLOAT_DTYPES or not dtype.isnative:
+        raise TypeError(f"cache dtype must be native float32 or float64, got {dtype}")
+    rate = V.check_probability(rate, "cache rate")
+    if mask_mode == "identity":
+        canonical = (0.0, None, None, 65536, 1.0, None)
+        if (rate, seed, offset, threshold, scale, stored_mask) != canonical:
+            raise ValueError(f"an identity cache must have rate=0, seed=offset=None, "
+                             f"threshold=65536, scale=1 and no mask, got rate={rate!r}, "
+                             f"seed={seed!r}, offset={offset!r}, threshold={threshold!r}, "
+                             f"scale={scale!r}")
+        return make_cache(0.0, None, None, 65536, 1.0, shape, dtype, "identity", None)
+    if rate == 0.0:
+        raise ValueError(f"a {mask_mode!r} cache needs 0 < rate <= 1, got rate=0.0")
+    seed = V.check_uint64(seed, "cache seed")
+    offset = V.check_offset(offset, size, "cache offset")
+    thr = cydrop_threshold(1.0 - rate)
+    expected_scale = 65536.0 / thr if thr else 0.0
+    if threshold != thr or scale != expected_scale:
+        raise ValueError(f"cache threshold and scale must follow from rate={rate!r} "
+                         f"(threshold={thr}, scale={expected_scale!r}), got "
+                         f"threshold={threshold!r}, scale={scale!r}")
+    if mask_mode == "recompute":
+        if stored_mask is not None:
+            raise ValueError(f"a 'recompute' cache stores no mask, got "
+                             f"{type(stored_mask).__name__}")
+        return make_cache(rate, seed, offset, thr, expected_scale, shape, dtype, mask_mode, None)
+    want = ((size + 7) // 8,) if mask_mode == "bits" else shape
+    if type(stored_mask) is not np.ndarray:
+        raise TypeError(f"cache stored_mask must be a numpy.ndarray of uint8 for mask_mode="
+                        f"{mask_mode!r}, got {type(stored_mask).__name__}")
+    if stored_mask.dtype != np.uint8 or stored_mask.shape != want:
+        raise ValueError(f"cache stored_mask must be uint8 of shape {want} for mask_mode="
+                         f"{mask_mode!r} and shape {shape}, got {stored_mask.dtype} of shape "
+                         f"{stored_mask.shape}")
+    if mask_mode == "bytes" and stored_mask.size and stored_mask.max() > 1:
+        raise ValueError("cache stored_mask must hold 0/1 bytes for mask_mode='bytes'")
+    mask_copy = np.array(stored_mask, dtype=np.uint8, order="C", copy=True)
+    mask_copy.flags.writeable = False
+    return make_cache(rate, seed, offset, thr, expected_scale, shape, dtype, mask_mode,
+                      mask_copy)
 
 
 cpdef DropoutCache make_cache(double rate, object seed, object offset, uint32_t threshold,
@@ -591,10 +671,14 @@ def fast_backward(dout, cache, out, n_threads):
             run_forward(f32, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n, c._seed, c._offset,
                         c.threshold, c.scale, NULL, NULL, threads)
     else:
+        if type(c.stored_mask) is not cnp.ndarray:
+            return None        # the general path raises
         m = <cnp.ndarray>c.stored_mask
         is_bits = c.mask_mode == "bits"
-        if cnp.PyArray_NBYTES(m) != ((n + 7) // 8 if is_bits else n):
-            return None        # a tampered mask: the general path raises
+        if (cnp.PyArray_TYPE(m) != cnp.NPY_UINT8 or not cnp.PyArray_IS_C_CONTIGUOUS(m)
+                or cnp.PyArray_NBYTES(m) != ((n + 7) // 8 if is_bits else n)
+                or not _disjoint(m, dx)):
+            return None        # a reshaped mask, or out overlapping it: the general path raises
         with nogil:
             run_backward(f32, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n,
                          <const uint8_t *>cnp.PyArray_DATA(m), is_bits, c.scale, threads)

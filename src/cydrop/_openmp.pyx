@@ -3,17 +3,29 @@
 Fork safety
 -----------
 GNU libgomp keeps its worker threads in a pool that ``fork()`` does not copy: a child process
-forked after its parent ran an OpenMP parallel region hangs (or crashes) the first time it enters
-one itself. This is what ``multiprocessing``'s default ``'fork'`` start method on Linux, and
-``os.fork``, do. So cydrop registers an ``os.register_at_fork(after_in_child=...)`` hook: a child
-forked from a process in which :func:`effective_n_threads` ever resolved to more than one thread
-(the only way cydrop's kernels enter a parallel region) is switched to serial for its whole life,
-and :func:`effective_n_threads` answers 1 there. Kernels given one thread run a plain loop and
-never touch OpenMP, so the child cannot hang; masks and outputs are bit-identical (they never
-depend on the thread count). libgomp cannot be re-initialised in the child, so the switch is
-permanent; grandchildren inherit it. Processes made by ``'spawn'`` or ``'forkserver'`` (whose
-server never runs kernels) start fresh and keep every thread: use them for parallel workers.
-:func:`forked_serial` tells whether the switch is on.
+forked after ANY code in its parent ran an OpenMP parallel region (cydrop, or another library
+linked to the same libgomp: a BLAS, scikit-learn, PyTorch, ...) hangs the first time it enters
+one itself. This is what ``multiprocessing``'s ``'fork'`` start method on Linux, ``os.fork`` and
+DataLoader-style worker pools do. libgomp offers no way to ask whether its pool exists, and the
+parent's thread count cannot tell either (NumPy's BLAS starts threads at import), so cydrop
+decides conservatively: an ``os.register_at_fork(after_in_child=...)`` hook switches every forked
+child of the OpenMP build to serial kernels, and :func:`effective_n_threads` answers 1 there.
+Kernels given one thread run a plain loop and never touch OpenMP, so the child cannot hang; masks
+and outputs are bit-identical (they never depend on the thread count). The switch is permanent
+for the child's life and grandchildren inherit it.
+
+Opting back in: a child forked while ``CYDROP_FORK_THREADS=1`` is set in the environment keeps
+its threads, unless cydrop itself had run multi-threaded kernels in the parent (that child would
+hang for certain). Set it only when you know nothing in the parent ran an OpenMP region before
+the fork. Processes made by ``'spawn'`` or ``'forkserver'`` start fresh and keep every thread: use
+them for parallel workers. :func:`forked_serial` tells whether the switch is on.
+
+Thread counts
+-------------
+:func:`effective_n_threads` accepts any int. Counts above the usable cores are capped at the
+number of usable cores (as scikit-learn does): more threads than cores only adds waiting, and a
+huge count must never reach the OpenMP runtime, which aborts the process when it cannot allocate
+the team.
 """
 
 import os
@@ -36,13 +48,17 @@ def openmp_enabled():
 # True once effective_n_threads resolved to more than one thread in this process (or in an
 # ancestor it was forked from): from then on, a kernel may have started libgomp's thread pool.
 cdef bint _parallel_used = False
-# True in a process forked after _parallel_used was set: kernels must stay serial (see above).
+# True in a forked child (see "Fork safety" above): kernels must stay serial.
 cdef bint _forked_serial = False
 
 
 def _after_fork_in_child():
     global _forked_serial
-    if _parallel_used:
+    if not CYDROP_OPENMP_ENABLED:
+        return
+    opt_in = os.environ.get("CYDROP_FORK_THREADS", "").strip().lower() in ("1", "true", "yes",
+                                                                           "on")
+    if _parallel_used or not opt_in:
         _forked_serial = True
 
 
@@ -57,9 +73,11 @@ def forked_serial():
     -------
     bool
         ``True`` in a child forked (``os.fork``, ``multiprocessing``'s ``'fork'`` start method)
-        from a process that had run cydrop kernels with more than one thread. There
+        from a process running the OpenMP build, unless ``CYDROP_FORK_THREADS=1`` was set at
+        the fork and cydrop had not run multi-threaded kernels in the parent. There
         :func:`effective_n_threads` always answers 1, because entering an OpenMP parallel region
-        after such a fork hangs with GNU libgomp. Results are unchanged; only speed differs.
+        after a fork hangs with GNU libgomp if anything in the parent had run one. Results are
+        unchanged; only speed differs.
     """
     return bool(_forked_serial)
 
@@ -79,14 +97,15 @@ def effective_n_threads(n_threads=None):
     ----------
     n_threads : int or None, default=None
         ``None`` or ``-1``: every usable core, capped by ``CYDROP_NUM_THREADS`` if set, else by
-        ``OMP_NUM_THREADS`` (OpenMP's own maximum). ``k > 0``: ``k`` threads. ``-k``: the
-        maximum minus ``k - 1``, at least 1.
+        ``OMP_NUM_THREADS`` (OpenMP's own maximum). ``k > 0``: ``k`` threads, capped at the
+        number of usable cores (any int is accepted). ``-k``: the maximum minus ``k - 1``, at
+        least 1.
 
     Returns
     -------
     int
-        A thread count >= 1; always 1 in the serial build, and in a process forked after
-        cydrop ran multi-threaded (see :func:`forked_serial`).
+        A thread count ``1 <= n <= usable cores``; always 1 in the serial build, and in a
+        forked child (see :func:`forked_serial`).
 
     Raises
     ------
@@ -120,6 +139,7 @@ def effective_n_threads(n_threads=None):
         n_threads = max_threads
     elif n_threads < 0:
         n_threads = max(1, max_threads + n_threads + 1)
+    n_threads = min(n_threads, _usable_cpus())
     if n_threads > 1:
         _parallel_used = True
     return n_threads
