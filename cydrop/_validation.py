@@ -211,3 +211,104 @@ def check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {_short(value)}")
     return bool(value)
+
+
+# ---------------------------------------------------------------- helpers for the adapters
+
+_C_INT_MAX = 2**31 - 1
+
+
+def check_n_threads(n_threads, name="n_threads"):
+    """``None``, or ``n_threads`` as a Python int; refuses what :func:`cydrop.effective_n_threads`
+    refuses (a bool or a non-int is a TypeError, 0 a ValueError) without resolving it.
+
+    Any other int is accepted. It is clamped into ``[-(2**31 - 1), 2**31 - 1]``, which never
+    changes its meaning (a count is capped at the usable cores when a kernel runs, and ``-k``
+    means "all but k - 1", at least 1) but lets it cross a C ``int`` or travel in a task graph.
+    Unlike :func:`cydrop.effective_n_threads` this has no side effect, so a layer or an adapter
+    can check its argument when it is built.
+    """
+    if n_threads is None:
+        return None
+    if isinstance(n_threads, (bool, np.bool_)) or not hasattr(n_threads, "__index__"):
+        raise TypeError(f"{name} must be an int or None, got {_short(n_threads)}")
+    try:
+        value = operator.index(n_threads)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or None, got {_short(n_threads)}") from None
+    if value == 0:
+        raise ValueError(f"{name} must be a nonzero int or None, got 0")
+    return max(-_C_INT_MAX, min(_C_INT_MAX, int(value)))
+
+
+def check_real(value, name, *, low=None, low_inclusive=True, high=None, high_inclusive=True):
+    """Return ``value`` as a finite float within the given bounds, or raise naming ``name``.
+
+    A bool or a non-number is a TypeError; a number outside the bounds, NaN, an infinity, or one
+    too large for a float (``10**400``, ``Fraction(10**400, 3)``) a ValueError.
+    """
+    lo = "" if low is None else f"{low} {'<=' if low_inclusive else '<'} "
+    hi = "" if high is None else f" {'<=' if high_inclusive else '<'} {high}"
+    rule = f"{lo}{name}{hi}" if (lo or hi) else f"{name} finite"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
+            value = value.item()
+        else:
+            raise TypeError(f"{name} must be a real number with {rule}, got {_short(value)} of "
+                            f"type {type(value).__name__}")
+    try:
+        as_float = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must satisfy {rule}, got {_short(value)}") from None
+    ok = math.isfinite(as_float)
+    if ok and low is not None:
+        ok = as_float >= low if low_inclusive else as_float > low
+    if ok and high is not None:
+        ok = as_float <= high if high_inclusive else as_float < high
+    if not ok:
+        raise ValueError(f"{name} must satisfy {rule}, got {_short(value)}")
+    return as_float
+
+
+def check_native_float_dtype(dtype, name):
+    """Return ``dtype`` (a NumPy dtype, or what ``np.dtype`` accepts, None refused) if it is native
+    float32 or float64, else raise TypeError naming ``name``."""
+    if dtype is None:
+        raise TypeError(f"{name} must be float32 or float64, got None")
+    try:
+        dtype = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be float32 or float64, got {_short(dtype)}") from None
+    if dtype not in FLOAT_DTYPES or not dtype.isnative or dtype.fields is not None:
+        raise TypeError(f"{name} must be native float32 or float64, got {dtype}")
+    return dtype
+
+
+def check_dims(shape, name):
+    """Return ``shape`` (a tuple of non-negative ints, bools refused) with its size, refusing
+    sizes no array can have (``size >= 2**63``). Raises naming ``name``."""
+    if not isinstance(shape, tuple):
+        raise TypeError(f"{name} must be a tuple of ints, got {_short(shape)}")
+    dims = tuple(check_uint64(d, name) for d in shape)
+    size = math.prod(dims)
+    if size >= 2**63 or any(d >= 2**63 for d in dims):
+        raise ValueError(f"{name} must describe fewer than 2**63 elements, got {dims}")
+    return dims, size
+
+
+def check_mask_array(mask, shape, name, *, binary=True):
+    """A stored uint8 mask, validated: exactly a ``numpy.ndarray`` (not a subclass, not a list)
+    of dtype uint8 and shape ``shape``, holding only 0 and 1 when ``binary``. Returns a
+    C-contiguous array with its values (``mask`` itself if it already is one)."""
+    if type(mask) is not np.ndarray:
+        raise TypeError(f"{name} must be a numpy.ndarray of uint8, got {type(mask).__name__}")
+    if mask.dtype != np.uint8 or mask.shape != tuple(shape):
+        raise ValueError(f"{name} must be uint8 of shape {tuple(shape)}, got {mask.dtype} of "
+                         f"shape {mask.shape}")
+    if not mask.flags.c_contiguous:
+        mask = np.ascontiguousarray(mask)
+    if binary and mask.size and mask.max() > 1:
+        raise ValueError(f"{name} must hold only 0/1 bytes (a keep mask), got the value "
+                         f"{int(mask.max())}")
+    return mask
+

@@ -71,13 +71,16 @@ _nonneg_float = _checked(float, lambda v: v >= 0, "a number >= 0")
 
 
 def _threads(text):
+    """--threads: any nonzero integer, however large (it is capped at the usable cores)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise argparse.ArgumentTypeError(f"must be an integer, got {shown!r}") from None
     if value == 0:
         raise argparse.ArgumentTypeError("must be a non-zero integer (-1 = all cores), got 0")
-    return value
+    from cydrop import _validation
+    return _validation.check_n_threads(value)
 
 
 def _png(text):
@@ -138,7 +141,8 @@ def _common(p):
     p.add_argument("--plot", type=_png, default=None, metavar="FILE.png",
                    help="save a PNG of the curves (needs matplotlib: pip install 'cydrop[plot]')")
     p.add_argument("--threads", type=_threads, default=None, metavar="N",
-                   help="threads for the dropout kernels (default: all usable cores)")
+                   help="threads for the dropout kernels (default: all usable cores; any nonzero "
+                        "integer, capped at the usable cores; -k: all but k-1)")
     p.add_argument("--quiet", action="store_true", help="no progress display, only the final table")
 
 

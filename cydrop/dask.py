@@ -23,7 +23,6 @@ memory work on a ``dask.distributed`` cluster: nothing global is ever materialis
 """
 
 import math
-import numbers
 
 import numpy as np
 import dask.array as da
@@ -41,6 +40,11 @@ _SHORT_RUN = 256
 
 class DaskDropoutCache:
     """What :func:`dropout_backward` needs from a :func:`dropout` call: scalars, no mask.
+
+    A plain Python object: it can be pickled (the state is validated again when it is loaded),
+    and :func:`dropout_backward` validates its whole state before building any task, so a cache
+    rebuilt or changed by hand is a ``TypeError``/``ValueError`` naming the field, raised at
+    the call rather than inside a task.
 
     Attributes
     ----------
@@ -63,6 +67,44 @@ class DaskDropoutCache:
         return (f"DaskDropoutCache(rate={self.rate!r}, seed={self.seed!r}, "
                 f"offset={self.offset!r}, shape={self.shape!r}, dtype={self.dtype}, "
                 f"mask_mode={self.mask_mode!r})")
+
+    def __reduce__(self):
+        # Rebuilt through _restore_cache, which validates the state.
+        return (_restore_cache, (self.rate, self.seed, self.offset, self.shape, self.dtype,
+                                 self.mask_mode))
+
+
+def _restore_cache(rate, seed, offset, shape, dtype, mask_mode):
+    """Unpickle a :class:`DaskDropoutCache`, refusing any state a forward call could not make."""
+    return DaskDropoutCache(**_cache_state(DaskDropoutCache(
+        rate=rate, seed=seed, offset=offset, shape=shape, dtype=dtype, mask_mode=mask_mode)))
+
+
+def _cache_state(cache):
+    """Validate a :class:`DaskDropoutCache` as strictly as :func:`dropout` validates its
+    arguments; returns its fields, normalised, as a dict. Raises naming the field."""
+    V = _validation
+    mask_mode = cache.mask_mode
+    if not isinstance(mask_mode, str) or mask_mode not in ("recompute", "identity"):
+        raise ValueError(f"cache mask_mode must be 'recompute' or 'identity', got "
+                         f"{V._short(mask_mode)}")
+    shape, size = V.check_dims(cache.shape, "cache shape")
+    dtype = V.check_native_float_dtype(cache.dtype, "cache dtype")
+    rate = V.check_probability(cache.rate, "cache rate")
+    if mask_mode == "identity":
+        if rate != 0.0 or cache.seed is not None or cache.offset is not None:
+            raise ValueError(f"an 'identity' cache must have rate=0 and seed=offset=None, got "
+                             f"rate={rate!r}, seed={V._short(cache.seed)}, "
+                             f"offset={V._short(cache.offset)}")
+        return dict(rate=0.0, seed=None, offset=None, shape=shape, dtype=dtype,
+                    mask_mode=mask_mode)
+    if rate == 0.0:
+        raise ValueError("a 'recompute' cache needs 0 < rate <= 1 (a call at rate 0 makes an "
+                         "'identity' cache), got cache rate=0.0")
+    seed = V.check_uint64(cache.seed, "cache seed")
+    offset = V.check_offset(cache.offset, size, "cache offset")
+    return dict(rate=rate, seed=seed, offset=offset, shape=shape, dtype=dtype,
+                mask_mode=mask_mode)
 
 
 def _kernel_scale(rate, dtype):
@@ -150,12 +192,12 @@ def _check_dask_array(arr, name):
 
 
 def _check_threads(n_threads):
-    if n_threads is None:
-        return None
-    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
-        raise TypeError(f"n_threads must be an int or None, got {n_threads!r}")
-    cydrop.effective_n_threads(n_threads)           # 0 raises, naming n_threads
-    return int(n_threads)
+    """``n_threads`` as the tasks get it: None or a Python int in [-(2**31 - 1), 2**31 - 1].
+
+    Not resolved here: each task resolves it on the worker that runs it, where counts are
+    capped at that worker's usable cores. Clamping a huge int into a C int's range changes
+    nothing (see ``_validation.check_n_threads``), so the graph never carries a 2**100."""
+    return _validation.check_n_threads(n_threads)
 
 
 def _map(arr, rate, seed, offset, n_threads):
@@ -182,8 +224,9 @@ def dropout(arr, rate=0.5, *, seed=None, offset=0, training=True, n_threads=1):
         ``False`` returns ``arr`` itself, as does ``rate == 0``.
     n_threads : int or None, default=1
         OpenMP threads per task. Dask already runs one task per worker thread, so 1 avoids
-        oversubscription; ``None`` lets each task use :func:`cydrop.effective_n_threads`.
-        Never changes the result.
+        oversubscription; ``None`` lets each task use :func:`cydrop.effective_n_threads`. Any
+        nonzero int is accepted; on each worker it is capped at the usable cores. Never
+        changes the result.
 
     Returns
     -------
@@ -241,7 +284,7 @@ def dropout_backward(dout, cache, *, n_threads=1):
         From :func:`dropout`, or from a NumPy :func:`cydrop.dropout` call over the same array
         (the mask is regenerated from its seed and offset, whatever it stored).
     n_threads : int or None, default=1
-        OpenMP threads per task.
+        OpenMP threads per task: any nonzero int, capped at the usable cores of the worker.
 
     Returns
     -------
@@ -254,19 +297,28 @@ def dropout_backward(dout, cache, *, n_threads=1):
     TypeError
         If ``cache`` is of another type, or ``dout``'s dtype differs from the forward input's.
     ValueError
-        If ``dout``'s shape differs from the forward input's.
+        If ``dout``'s shape differs from the forward input's, or the cache's state is one no
+        forward call makes (a field out of range or inconsistent; the message names it).
     """
-    if not isinstance(cache, (DaskDropoutCache, cydrop.DropoutCache)):
+    if isinstance(cache, DaskDropoutCache):
+        state = _cache_state(cache)
+    elif isinstance(cache, cydrop.DropoutCache):
+        # A cdef class: its fields are read-only and were validated when it was made or
+        # unpickled (cydrop._kernels.restore_cache).
+        state = dict(rate=cache.rate, seed=cache.seed, offset=cache.offset,
+                     shape=tuple(cache.shape), dtype=np.dtype(cache.dtype),
+                     mask_mode="identity" if cache.mask_mode == "identity" else "recompute")
+    else:
         raise TypeError(f"cache must be the DaskDropoutCache returned by cydrop.dask.dropout "
                         f"(or a cydrop.DropoutCache), got {type(cache).__name__}")
     _check_dask_array(dout, "dout")
-    if tuple(dout.shape) != tuple(cache.shape):
-        raise ValueError(f"dout must have the forward input's shape {tuple(cache.shape)}, "
+    if tuple(dout.shape) != state["shape"]:
+        raise ValueError(f"dout must have the forward input's shape {state['shape']}, "
                          f"got {tuple(dout.shape)}")
-    if np.dtype(dout.dtype) != np.dtype(cache.dtype):
-        raise TypeError(f"dout must have the forward input's dtype {np.dtype(cache.dtype)}, "
+    if np.dtype(dout.dtype) != state["dtype"]:
+        raise TypeError(f"dout must have the forward input's dtype {state['dtype']}, "
                         f"got {np.dtype(dout.dtype)}")
     n_threads = _check_threads(n_threads)
-    if cache.mask_mode == "identity":
+    if state["mask_mode"] == "identity":
         return dout
-    return _map(dout, cache.rate, cache.seed, cache.offset, n_threads)
+    return _map(dout, state["rate"], state["seed"], state["offset"], n_threads)

@@ -39,16 +39,25 @@ _FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
 def _check_p(p):
-    """``p`` as a float in [0, 1]; the message names ``p``, the rule and the value."""
+    """``p`` as a float in [0, 1]; the message names ``p``, the rule and the value.
+
+    The ValueError starts with torch's own wording. A number too large for a float
+    (``10**400``, ``Fraction(10**400, 3)``) is a ValueError too, never an OverflowError.
+    """
     if isinstance(p, torch.Tensor) and p.numel() == 1 and p.is_floating_point():
         p = p.item()
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
         raise TypeError(f"dropout probability p must be a real number with 0 <= p <= 1, got "
-                        f"{p!r} of type {type(p).__name__}")
-    p = float(p)
-    if not 0.0 <= p <= 1.0:   # NaN fails too
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    return p
+                        f"{_validation._short(p)} of type {type(p).__name__}")
+    try:
+        value = float(p)
+    except OverflowError:
+        value = None
+    if value is None or not 0.0 <= value <= 1.0:   # NaN fails too
+        shown = _validation._short(p) if value is None else value
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {shown} "
+                         f"(p must satisfy 0 <= p <= 1)")
+    return value
 
 
 def uses_cydrop(input):
@@ -68,7 +77,8 @@ def uses_cydrop(input):
 
 
 def _resolve_threads(n_threads):
-    """``n_threads`` for the kernels: by default torch's intra-op thread count, capped by cydrop's."""
+    """``n_threads`` for the kernels: by default torch's intra-op thread count, capped by
+    cydrop's; any other int is capped at the usable cores by :func:`cydrop.effective_n_threads`."""
     if n_threads is None:
         return max(1, min(torch.get_num_threads(), cydrop.effective_n_threads(None)))
     return cydrop.effective_n_threads(n_threads)
@@ -98,7 +108,7 @@ class DropoutFunction(torch.autograd.Function):
     inplace : bool
         Write the result into ``input`` (marked dirty for autograd).
     n_threads : int
-        Threads for the kernel (>= 1).
+        Threads for the kernel (>= 1, at most the usable cores: :func:`dropout` resolves it).
 
     Notes
     -----
@@ -152,8 +162,8 @@ def dropout(input, p=0.5, training=True, inplace=False, *, seed=None, offset=0,
         offset=a * row_size)`` equals ``dropout(x)[a:b]`` for the same seed.
     n_threads : int or None, default=None
         Threads for the kernel; ``None`` uses ``torch.get_num_threads()`` capped by
-        :func:`cydrop.effective_n_threads` (so ``threadpoolctl`` limits apply). Never changes
-        the result.
+        :func:`cydrop.effective_n_threads` (so ``threadpoolctl`` limits apply). Any other
+        nonzero int is accepted and capped at the usable cores. Never changes the result.
 
     Returns
     -------
@@ -164,9 +174,11 @@ def dropout(input, p=0.5, training=True, inplace=False, *, seed=None, offset=0,
     Raises
     ------
     TypeError
-        If ``input`` is not a tensor, or ``p``, ``seed``, ``offset`` have the wrong type.
+        If ``input`` is not a tensor, or ``p``, ``seed``, ``offset``, ``n_threads`` have the
+        wrong type.
     ValueError
-        If ``p`` is outside [0, 1] or ``seed`` / ``offset`` outside [0, 2**64).
+        If ``p`` is outside [0, 1] (however large), ``seed`` / ``offset`` outside [0, 2**64),
+        or ``n_threads`` is 0.
 
     See Also
     --------
@@ -194,6 +206,7 @@ def dropout(input, p=0.5, training=True, inplace=False, *, seed=None, offset=0,
     p = _check_p(p)
     training = _validation.check_bool(training, "training")
     inplace = _validation.check_bool(inplace, "inplace")
+    n_threads = _validation.check_n_threads(n_threads)
     if not uses_cydrop(input):
         return F.dropout(input, p, training, inplace)
     if not training or p == 0.0:
@@ -225,7 +238,8 @@ class Dropout(torch.nn.Dropout):
         global RNG is never touched (``torch.manual_seed`` does not affect this module on the
         cydrop path).
     n_threads : int or None, default=None
-        Threads for the kernel, see :func:`dropout`.
+        Threads for the kernel, see :func:`dropout`: any nonzero int, capped at the usable
+        cores.
 
     Attributes
     ----------
@@ -257,9 +271,7 @@ class Dropout(torch.nn.Dropout):
         inplace = _validation.check_bool(inplace, "inplace")
         super().__init__(p, inplace)
         self.stream = SeedStream(seed)
-        if n_threads is not None:
-            cydrop.effective_n_threads(n_threads)   # validates: int, nonzero
-        self.n_threads = n_threads
+        self.n_threads = _validation.check_n_threads(n_threads)   # int (any size) or None
 
     def forward(self, input):
         if not isinstance(input, torch.Tensor):
@@ -284,6 +296,10 @@ class Dropout(torch.nn.Dropout):
         state = dict(state)
         stream_state = state.pop("stream")
         super().__setstate__(state)
+        # a pickle is data from outside: the same checks as __init__
+        self.p = _check_p(self.p)
+        self.inplace = _validation.check_bool(self.inplace, "inplace")
+        self.n_threads = _validation.check_n_threads(getattr(self, "n_threads", None))
         self.stream = SeedStream(stream_state["seed"])
         self.stream.set_state(stream_state)
 

@@ -19,9 +19,14 @@ locked)                     mask
 ==========================  ==============================  ===============================
 
 The drop probability is always ``rate``. Functions return ``(out, cache)``; pass the cache to
-the matching ``*_backward`` or to :func:`backward`.
+the matching ``*_backward`` or to :func:`backward`. Every backward validates the cache's state
+(it is a plain, picklable Python object) before a kernel sees it. ``n_threads`` accepts any
+nonzero int and is capped at the usable cores; inputs of any layout, alignment or ndarray
+subclass are read through an aligned C-contiguous base-class array, and results are plain
+ndarrays.
 """
 
+import functools
 import math
 import numbers
 
@@ -69,6 +74,11 @@ _MASK64 = _UINT64 - 1
 class VariantCache:
     """What a variant's backward needs from its forward call; made only by cydrop.
 
+    A plain Python object: it can be pickled (the state is validated again when it is loaded),
+    and every backward validates its whole state as strictly as a forward call validates its
+    arguments before a kernel sees it, so a cache rebuilt or changed by hand is a
+    ``TypeError``/``ValueError`` naming the field, never a crash or a silently wrong gradient.
+
     Attributes
     ----------
     kind : str
@@ -80,8 +90,8 @@ class VariantCache:
         Shape of the forward input (for DropConnect, of ``x``).
     dtype : numpy.dtype
     keep : ndarray of uint8 or None
-        The stored 0/1 mask: the reduced mask for ``'nd'`` (shape ``mask_shape``), the full
-        mask for ``'exact_k'``; None for the variants that regenerate it from the seed.
+        The stored 0/1 mask (read-only): the reduced mask for ``'nd'`` (shape ``mask_shape``),
+        the full mask for ``'exact_k'``; None for the variants that regenerate it from the seed.
     """
 
     __slots__ = ("kind", "rate", "seed", "offset", "shape", "dtype", "keep", "_aux")
@@ -98,6 +108,156 @@ class VariantCache:
         return (f"VariantCache(kind={self.kind!r}, rate={self.rate!r}, seed={self.seed!r}, "
                 f"offset={self.offset!r}, shape={self.shape!r}, dtype={self.dtype})")
 
+    def __reduce__(self):
+        # Rebuilt through _restore_variant_cache, which validates the state: a pickle is data
+        # from outside, and the backward kernels index memory with what the cache says.
+        aux = self._aux if isinstance(self._aux, dict) else {}
+        return (_restore_variant_cache, (self.kind, self.rate, self.seed, self.offset,
+                                         self.shape, self.dtype, self.keep, dict(aux)))
+
+
+def _restore_variant_cache(kind, rate, seed, offset, shape, dtype, keep, aux):
+    """Unpickle a :class:`VariantCache`, refusing any state a forward call could not have made.
+
+    The stored mask (if any) is copied into a fresh C-contiguous, read-only array."""
+    if not isinstance(aux, dict):
+        raise TypeError(f"cache _aux must be a dict, got {type(aux).__name__}")
+    cache = VariantCache(kind, rate, seed, offset, shape, dtype, keep, **aux)
+    st = _cache_state(cache, "a pickled VariantCache")
+    if st.keep is not None:
+        keep = np.array(st.keep, dtype=np.uint8, order="C", copy=True)
+        keep.flags.writeable = False
+        cache.keep = keep
+    cache.kind, cache.rate, cache.seed, cache.offset = st.kind, st.rate, st.seed, st.offset
+    cache.shape, cache.dtype = st.shape, st.dtype
+    return cache
+
+
+_KINDS = ("nd", "dropconnect", "exact_k", "alpha", "gaussian", "identity")
+
+
+class _State:
+    """A cache's state after validation, with what the kernels need derived from it (never
+    read from the cache: a derived field there could disagree with the rest)."""
+
+    seed = offset = keep = thr = scale = cshape = mstride = a = b = c = sigma = k = None
+    x = W_eff = None
+
+    def __init__(self, kind, rate, shape, size, dtype):
+        self.kind, self.rate, self.shape, self.size, self.dtype = kind, rate, shape, size, dtype
+
+
+def _no_mask(keep, kind):
+    if keep is not None:
+        raise ValueError(f"a {kind!r} cache stores no mask (cache keep must be None), got "
+                         f"{type(keep).__name__}")
+
+
+def _cache_state(cache, fn, kinds=None):
+    """Validate ``cache`` as strictly as a forward call validates its arguments.
+
+    ``fn`` names the calling function in messages; ``kinds`` (if given) are the kinds it
+    accepts. Returns a :class:`_State`. Raises TypeError/ValueError naming the field.
+    """
+    if not isinstance(cache, VariantCache):
+        raise TypeError(f"cache must be the VariantCache returned by cydrop.variants.{fn}, "
+                        f"got {type(cache).__name__}")
+    kind = cache.kind
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise ValueError(f"cache kind must be one of {_KINDS}, got {_validation._short(kind)}")
+    if kinds is not None and kind not in kinds:
+        raise ValueError(f"cydrop.variants.{fn} needs a cache of kind "
+                         f"{' or '.join(repr(k) for k in kinds)}, got kind {kind!r} "
+                         f"(cydrop.variants.backward picks the matching backward)")
+    aux = cache._aux
+    if not isinstance(aux, dict):
+        raise TypeError(f"cache _aux must be a dict, got {type(aux).__name__}")
+    shape, size = _validation.check_dims(cache.shape, "cache shape")
+    dtype = _validation.check_native_float_dtype(cache.dtype, "cache dtype")
+    rate = _validation.check_probability(cache.rate, "cache rate")
+    st = _State(kind=kind, rate=rate, shape=shape, size=size, dtype=dtype)
+    keep = cache.keep
+    if kind == "identity":
+        if rate != 0.0 or cache.seed is not None or cache.offset is not None:
+            raise ValueError(f"an 'identity' cache must have rate=0 and seed=offset=None, got "
+                             f"rate={rate!r}, seed={_validation._short(cache.seed)}, "
+                             f"offset={_validation._short(cache.offset)}")
+        _no_mask(keep, kind)
+        return st
+    if kind == "dropconnect":
+        return _dropconnect_state(cache, st, aux)
+    if rate == 0.0:
+        raise ValueError(f"a {kind!r} cache needs 0 < rate <= 1 (a forward call at rate 0 "
+                         f"makes an 'identity' cache), got cache rate=0.0")
+    st.seed = _validation.check_uint64(cache.seed, "cache seed")
+    if kind == "nd":
+        if type(keep) is np.ndarray and (keep.ndim != len(shape) or any(
+                m not in (1, s) for m, s in zip(keep.shape, shape))):
+            raise ValueError(f"cache keep must have one entry per axis of shape {shape}, each "
+                             f"1 or that axis's length (the mask shape of dropout_nd), got "
+                             f"shape {keep.shape}")
+        mshape = keep.shape if type(keep) is np.ndarray else shape
+        st.keep = _validation.check_mask_array(keep, mshape, "cache keep")
+        st.offset = _validation.check_offset(cache.offset, st.keep.size, "cache offset")
+        st.thr, st.scale = _threshold_and_scale(rate)
+        st.cshape, st.mstride = _collapse_cached(shape, tuple(st.keep.shape))
+    elif kind == "exact_k":
+        if not shape:
+            raise ValueError("an 'exact_k' cache needs a shape of at least 1 dimension, got ()")
+        n = shape[-1]
+        if n >= 2**32:
+            raise ValueError(f"cache shape[-1] must be < 2**32 for exact-k dropout, got {n}")
+        st.k = exact_k_count(n, rate)
+        if st.k == 0:
+            raise ValueError(f"an 'exact_k' cache must drop at least one unit per row, but "
+                             f"cache rate={rate!r} drops none of {n}")
+        st.keep = _validation.check_mask_array(keep, shape, "cache keep")
+        st.offset = _check_offset_units(cache.offset, size, 2, "cache offset")
+        st.scale = n / (n - st.k) if st.k < n else 0.0
+    elif kind == "alpha":
+        _no_mask(keep, kind)
+        st.offset = _validation.check_offset(cache.offset, size, "cache offset")
+        st.thr, st.a, st.b, st.c = _alpha_constants(rate)
+    else:   # gaussian
+        _no_mask(keep, kind)
+        if rate == 1.0:
+            raise ValueError("cache rate must satisfy 0 < cache rate < 1 for Gaussian dropout, "
+                             "got 1.0")
+        st.offset = _check_offset_units(cache.offset, size, 4, "cache offset")
+        st.sigma = math.sqrt(rate / (1.0 - rate))
+    return st
+
+
+def _dropconnect_state(cache, st, aux):
+    x, W_eff = aux.get("x"), aux.get("W_eff")
+    for name, a in (("x", x), ("W_eff", W_eff)):
+        if type(a) is not np.ndarray:
+            raise TypeError(f"cache {name} must be a numpy.ndarray, got {type(a).__name__}")
+        if a.dtype != st.dtype:
+            raise TypeError(f"cache {name} must have the cache dtype {st.dtype}, got {a.dtype}")
+    if x.shape != st.shape or x.ndim < 1:
+        raise ValueError(f"cache x must have the cache shape {st.shape} (at least 1-D), got "
+                         f"{x.shape}")
+    features = math.prod(st.shape[1:])
+    if W_eff.ndim != 2 or W_eff.shape[0] != features:
+        raise ValueError(f"cache W_eff must be 2-D with {features} rows (x's features per "
+                         f"example), got shape {W_eff.shape}")
+    _no_mask(cache.keep, "dropconnect")
+    st.x, st.W_eff = x, W_eff
+    if cache.seed is None:      # training=False or rate 0: the plain affine map
+        if st.rate != 0.0 or cache.offset is not None:
+            raise ValueError(f"a 'dropconnect' cache without a seed must have rate=0 and "
+                             f"offset=None, got rate={st.rate!r}, "
+                             f"offset={_validation._short(cache.offset)}")
+        return st
+    if st.rate == 0.0:
+        raise ValueError("a 'dropconnect' cache with a seed needs 0 < rate <= 1, got cache "
+                         "rate=0.0")
+    st.seed = _validation.check_uint64(cache.seed, "cache seed")
+    st.offset = _validation.check_offset(cache.offset, W_eff.size, "cache offset")
+    st.thr, st.scale = _threshold_and_scale(st.rate)
+    return st
+
 
 def _identity_cache(x, rate=0.0, kind="identity"):
     return VariantCache(kind, rate, None, None, x.shape, x.dtype)
@@ -109,7 +269,10 @@ def _threshold_and_scale(rate):
 
 
 def _contig(x):
-    return x if (x.flags.c_contiguous and x.flags.aligned) else np.ascontiguousarray(x)
+    """``x`` as an aligned C-contiguous array (a copy only when it is not one already):
+    ``np.ascontiguousarray`` keeps a contiguous but unaligned array unaligned, and the kernels
+    need aligned float pointers."""
+    return _validation.aligned_contiguous(x)
 
 
 def _check_offset_units(offset, size, per, name="offset"):
@@ -122,11 +285,9 @@ def _check_offset_units(offset, size, per, name="offset"):
     return offset
 
 
-def _check_dout(dout, cache, fn):
-    if not isinstance(cache, VariantCache):
-        raise TypeError(f"cache must be the VariantCache returned by cydrop.variants.{fn}, "
-                        f"got {type(cache).__name__}")
+def _check_dout(dout, st):
     dout = _validation.as_float_array(dout, "dout")
+    _check_dout_like(dout, st.shape, st.dtype)
     return dout
 
 
@@ -216,6 +377,15 @@ def _collapse(shape, mask_shape):
     return np.array(cs, np.int64), np.array(cm, np.int64)
 
 
+@functools.lru_cache(maxsize=256)
+def _collapse_cached(shape, mask_shape):
+    """:func:`_collapse` of two tuples of ints, memoised (backward calls repeat the same
+    geometry every step); the arrays are read-only, since they are shared."""
+    cs, cm = _collapse(shape, mask_shape)
+    cs.flags.writeable = cm.flags.writeable = False
+    return cs, cm
+
+
 def dropout_nd(x, rate=0.5, *, noise_shape=None, broadcast_axes=None, training=True, seed=None,
                offset=0, n_threads=None):
     """Dropout whose mask is shared along chosen axes (Keras ``noise_shape``, Flax
@@ -240,7 +410,8 @@ def dropout_nd(x, rate=0.5, *, noise_shape=None, broadcast_axes=None, training=T
     offset : int, default=0
         Global index of mask element 0.
     n_threads : int or None, default=None
-        Threads; never changes the result.
+        Threads for the kernels (see :func:`cydrop.effective_n_threads`): any nonzero int,
+        capped at the usable cores. Never changes the result.
 
     Returns
     -------
@@ -287,8 +458,7 @@ def dropout_nd(x, rate=0.5, *, noise_shape=None, broadcast_axes=None, training=T
     _v.bcast(src.reshape(-1), out.reshape(-1), keep, shape, mstride, scale, threads)
     keep = keep.reshape(mshape)
     keep.flags.writeable = False
-    return out, VariantCache("nd", rate, seed, offset, x.shape, x.dtype, keep, scale=scale,
-                             cshape=shape, mstride=mstride)
+    return out, VariantCache("nd", rate, seed, offset, x.shape, x.dtype, keep)
 
 
 def dropout_nd_backward(dout, cache, *, n_threads=None):
@@ -299,21 +469,22 @@ def dropout_nd_backward(dout, cache, *, n_threads=None):
     dout : ndarray of float32 or float64, the forward input's shape and dtype
     cache : VariantCache
     n_threads : int or None, default=None
+        Threads for the kernels (see :func:`cydrop.effective_n_threads`): any nonzero int,
+        capped at the usable cores. Never changes the result.
 
     Returns
     -------
     dx : ndarray
         ``dout`` masked (broadcast) and scaled exactly as the forward input was.
     """
-    dout = _check_dout(dout, cache, "dropout_nd")
-    _check_dout_like(dout, cache.shape, cache.dtype)
-    if cache.kind == "identity":
-        return dout
+    st = _cache_state(cache, "dropout_nd", ("nd", "identity"))
+    dout = _check_dout(dout, st)
     threads = effective_n_threads(n_threads)
+    if st.kind == "identity":
+        return dout
     dx = np.empty(dout.shape, dtype=dout.dtype)
-    a = cache._aux
-    _v.bcast(_contig(dout).reshape(-1), dx.reshape(-1), cache.keep.reshape(-1), a["cshape"],
-             a["mstride"], a["scale"], threads)
+    _v.bcast(_contig(dout).reshape(-1), dx.reshape(-1), st.keep.reshape(-1), st.cshape,
+             st.mstride, st.scale, threads)
     return dx
 
 
@@ -381,6 +552,8 @@ def dropconnect_forward(x, W, b, rate=0.5, *, training=True, seed=None, offset=0
         Weight ``W[d, m]`` is kept when ``draw(seed, offset + d * M + m) < round((1 - rate)
         65536)``: one mask for the whole batch (per-step, not per-sample).
     n_threads : int or None, default=None
+        Threads for the kernels (see :func:`cydrop.effective_n_threads`): any nonzero int,
+        capped at the usable cores. Never changes the result.
 
     Returns
     -------
@@ -405,13 +578,13 @@ def dropconnect_forward(x, W, b, rate=0.5, *, training=True, seed=None, offset=0
     offset = _validation.check_offset(offset, W.size)
     if not training or rate == 0.0:
         return x2 @ W + b, VariantCache("dropconnect", 0.0, None, None, x.shape, x.dtype,
-                                        x=x, W_eff=W, thr=65536, scale=1.0)
+                                        x=x, W_eff=W)
     seed = resolve_seed(seed)
     thr, scale = _threshold_and_scale(rate)
     W_eff = np.empty(W.shape, dtype=W.dtype)
     _v.dropout(_contig(W).reshape(-1), W_eff.reshape(-1), seed, offset, thr, scale, threads)
     return x2 @ W_eff + b, VariantCache("dropconnect", rate, seed, offset, x.shape, x.dtype,
-                                        x=x, W_eff=W_eff, thr=thr, scale=scale)
+                                        x=x, W_eff=W_eff)
 
 
 def dropconnect_backward(dout, cache, *, n_threads=None):
@@ -425,16 +598,17 @@ def dropconnect_backward(dout, cache, *, n_threads=None):
         ``(x @ ... ).T @ dout`` masked and scaled by the same weight mask.
     db : ndarray of shape (M,)
     """
-    dout = _check_dout(dout, cache, "dropconnect_forward")
-    a = cache._aux
-    x, W_eff = a["x"], a["W_eff"]
-    _check_dout_like(dout, (cache.shape[0], W_eff.shape[1]), cache.dtype)
-    x2 = x.reshape(cache.shape[0], -1)
-    dx = (dout @ W_eff.T).reshape(cache.shape)
-    dW = np.ascontiguousarray(x2.T @ dout)
-    if cache.seed is not None:
-        _v.dropout(dW.reshape(-1), dW.reshape(-1), cache.seed, cache.offset, a["thr"],
-                   a["scale"], effective_n_threads(n_threads))
+    st = _cache_state(cache, "dropconnect_forward", ("dropconnect",))
+    x, W_eff = st.x, st.W_eff
+    dout = _validation.as_float_array(dout, "dout")
+    _check_dout_like(dout, (st.shape[0], W_eff.shape[1]), st.dtype)
+    threads = effective_n_threads(n_threads)
+    x2 = x.reshape(st.shape[0], -1)
+    dx = (dout @ W_eff.T).reshape(st.shape)
+    dW = _contig(x2.T @ dout)
+    if st.seed is not None:
+        _v.dropout(dW.reshape(-1), dW.reshape(-1), st.seed, st.offset, st.thr, st.scale,
+                   threads)
     return dx, dW, dout.sum(axis=0)
 
 
@@ -444,7 +618,8 @@ def dropconnect_backward(dout, cache, *, n_threads=None):
 
 def exact_k_count(n, rate):
     """Units dropped per row of ``n``: ``k = floor(rate * n + 0.5)`` (halves round up)."""
-    return int(math.floor(float(rate) * int(n) + 0.5))
+    rate = _validation.check_probability(rate, "rate")
+    return int(math.floor(rate * int(n) + 0.5))
 
 
 def exact_k_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_threads=None):
@@ -464,6 +639,8 @@ def exact_k_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_thread
         r n + n - 1`` (draws ``2 (offset + r n)`` onwards), so rows are independent and
         ``exact_k_dropout(x[a:b], offset=offset + a * n)`` equals rows ``a:b`` of the whole.
     n_threads : int or None, default=None
+        Threads for the kernels (see :func:`cydrop.effective_n_threads`): any nonzero int,
+        capped at the usable cores. Never changes the result.
 
     Returns
     -------
@@ -501,20 +678,20 @@ def exact_k_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_thread
              threads)
     keep = keep.reshape(x.shape)
     keep.flags.writeable = False
-    return out, VariantCache("exact_k", rate, seed, offset, x.shape, x.dtype, keep, scale=scale,
-                             k=k)
+    return out, VariantCache("exact_k", rate, seed, offset, x.shape, x.dtype, keep)
 
 
 def exact_k_dropout_backward(dout, cache, *, n_threads=None):
     """Gradient of :func:`exact_k_dropout`: ``dout`` under the same mask and scale."""
-    dout = _check_dout(dout, cache, "exact_k_dropout")
-    _check_dout_like(dout, cache.shape, cache.dtype)
-    if cache.kind == "identity":
+    st = _cache_state(cache, "exact_k_dropout", ("exact_k", "identity"))
+    dout = _check_dout(dout, st)
+    threads = effective_n_threads(n_threads)
+    if st.kind == "identity":
         return dout
     dx = np.empty(dout.shape, dtype=dout.dtype)
     one = np.array([dout.size if dout.size else 1], np.int64)
-    _v.bcast(_contig(dout).reshape(-1), dx.reshape(-1), cache.keep.reshape(-1), one,
-             np.ones(1, np.int64), cache._aux["scale"], effective_n_threads(n_threads))
+    _v.bcast(_contig(dout).reshape(-1), dx.reshape(-1), st.keep.reshape(-1), one,
+             np.ones(1, np.int64), st.scale, threads)
     return dx
 
 
@@ -550,6 +727,8 @@ def alpha_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_threads=
     offset : int, default=0
         Element ``i`` is kept when ``draw(seed, offset + i) < round((1 - rate) 65536)``.
     n_threads : int or None, default=None
+        Threads for the kernels (see :func:`cydrop.effective_n_threads`): any nonzero int,
+        capped at the usable cores. Never changes the result.
 
     Returns
     -------
@@ -566,20 +745,19 @@ def alpha_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_threads=
     thr, a, b, c = _alpha_constants(rate)
     out = np.empty(x.shape, dtype=x.dtype)
     _v.alpha(_contig(x).reshape(-1), out.reshape(-1), seed, offset, thr, a, b, c, threads)
-    return out, VariantCache("alpha", rate, seed, offset, x.shape, x.dtype, thr=thr, a=a, b=b,
-                             c=c)
+    return out, VariantCache("alpha", rate, seed, offset, x.shape, x.dtype)
 
 
 def alpha_dropout_backward(dout, cache, *, n_threads=None):
     """Gradient of :func:`alpha_dropout`: ``a * dout`` where kept, ``+0.0`` where dropped."""
-    dout = _check_dout(dout, cache, "alpha_dropout")
-    _check_dout_like(dout, cache.shape, cache.dtype)
-    if cache.kind == "identity":
+    st = _cache_state(cache, "alpha_dropout", ("alpha", "identity"))
+    dout = _check_dout(dout, st)
+    threads = effective_n_threads(n_threads)
+    if st.kind == "identity":
         return dout
-    a = cache._aux
     dx = np.empty(dout.shape, dtype=dout.dtype)
-    _v.dropout(_contig(dout).reshape(-1), dx.reshape(-1), cache.seed, cache.offset, a["thr"],
-               a["a"], effective_n_threads(n_threads))
+    _v.dropout(_contig(dout).reshape(-1), dx.reshape(-1), st.seed, st.offset, st.thr, st.a,
+               threads)
     return dx
 
 
@@ -606,6 +784,8 @@ def gaussian_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_threa
         Element ``i`` reads the 64-bit word ``offset + i`` of the draw field (draws
         ``4 (offset + i) .. 4 (offset + i) + 3``); needs ``4 (offset + x.size) <= 2**64``.
     n_threads : int or None, default=None
+        Threads for the kernels (see :func:`cydrop.effective_n_threads`): any nonzero int,
+        capped at the usable cores. Never changes the result.
 
     Returns
     -------
@@ -630,18 +810,18 @@ def gaussian_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_threa
     sigma = math.sqrt(rate / (1.0 - rate))
     out = np.empty(x.shape, dtype=x.dtype)
     _v.gauss(_contig(x).reshape(-1), out.reshape(-1), seed, offset, sigma, threads)
-    return out, VariantCache("gaussian", rate, seed, offset, x.shape, x.dtype, sigma=sigma)
+    return out, VariantCache("gaussian", rate, seed, offset, x.shape, x.dtype)
 
 
 def gaussian_dropout_backward(dout, cache, *, n_threads=None):
     """Gradient of :func:`gaussian_dropout`: ``dout * eps`` with the same (regenerated) noise."""
-    dout = _check_dout(dout, cache, "gaussian_dropout")
-    _check_dout_like(dout, cache.shape, cache.dtype)
-    if cache.kind == "identity":
+    st = _cache_state(cache, "gaussian_dropout", ("gaussian", "identity"))
+    dout = _check_dout(dout, st)
+    threads = effective_n_threads(n_threads)
+    if st.kind == "identity":
         return dout
     dx = np.empty(dout.shape, dtype=dout.dtype)
-    _v.gauss(_contig(dout).reshape(-1), dx.reshape(-1), cache.seed, cache.offset,
-             cache._aux["sigma"], effective_n_threads(n_threads))
+    _v.gauss(_contig(dout).reshape(-1), dx.reshape(-1), st.seed, st.offset, st.sigma, threads)
     return dx
 
 
@@ -649,7 +829,7 @@ def gaussian_noise(shape, rate=0.5, *, seed, offset=0, dtype=np.float64, n_threa
     """The factors ``eps`` :func:`gaussian_dropout` multiplies by, as an array of ``shape``."""
     dtype = np.dtype(dtype)
     _validation.check_float_dtype(dtype, "dtype")
-    ones = np.ones(shape, dtype=dtype)
+    ones = np.ones(_validation.check_shape(shape), dtype=dtype)
     out, _ = gaussian_dropout(ones, rate, seed=seed, offset=offset, n_threads=n_threads)
     return out
 
@@ -665,11 +845,18 @@ _BACKWARD = {
 
 
 def backward(dout, cache, *, n_threads=None):
-    """Backward of any variant, chosen by ``cache.kind`` (DropConnect returns (dx, dW, db))."""
+    """Backward of any variant, chosen by ``cache.kind`` (DropConnect returns (dx, dW, db)).
+
+    The cache's state is validated first (a ``TypeError``/``ValueError`` naming the field);
+    ``n_threads`` is any nonzero int, capped at the usable cores.
+    """
     if not isinstance(cache, VariantCache):
         raise TypeError(f"cache must be a VariantCache from cydrop.variants, got "
                         f"{type(cache).__name__}")
-    return _BACKWARD[cache.kind](dout, cache, n_threads=n_threads)
+    kind = cache.kind
+    if not isinstance(kind, str) or kind not in _BACKWARD:
+        raise ValueError(f"cache kind must be one of {_KINDS}, got {_validation._short(kind)}")
+    return _BACKWARD[kind](dout, cache, n_threads=n_threads)
 
 
 # ------------------------------------------------------------------------------------------

@@ -44,11 +44,12 @@ class _StochasticLayer(Module):
     def __init__(self, rate=0.5, *, seed=None, n_threads=None):
         super().__init__()
         self.rate = self._check_rate(rate)
-        self.n_threads = n_threads
+        self.n_threads = _validation.check_n_threads(n_threads)   # any nonzero int, or None
         self.reseed(seed)
 
     @staticmethod
     def _check_rate(rate):
+        # huge numbers (10**400) are a ValueError naming rate; non-numbers a TypeError
         return _validation.check_probability(rate, "rate")
 
     def reseed(self, seed):
@@ -69,6 +70,7 @@ class _StochasticLayer(Module):
         -------
         out : ndarray, same shape and dtype as ``x``
         """
+        x = _validation.as_float_array(x, "x")        # before the stream advances
         if not self.training or self.rate == 0.0:
             self._cache = None
             return x
@@ -97,6 +99,7 @@ class _StochasticLayer(Module):
         With ``fixed_mask`` every row of the batch (axis 0) sees the same mask: natively for the
         broadcast layers, else by running each row with the same (seed, offset).
         """
+        x = _validation.as_float_array(x, "x")
         if self.rate == 0.0:
             return x
         if not fixed_mask or self._fixed_native:
@@ -122,6 +125,7 @@ class BroadcastDropout(_StochasticLayer):
     seed : int or None, default=None
         Seed of the layer's mask stream.
     n_threads : int or None, default=None
+        Threads for the kernels: any nonzero int, capped at the usable cores.
 
     See Also
     --------
@@ -274,6 +278,7 @@ class DropConnectDense(Dense):
     mask_seed : int or None, default=None
         Seed of the weight-mask stream (one mask per forward call, shared by the batch).
     n_threads : int or None, default=None
+        Threads for the kernels: any nonzero int, capped at the usable cores.
 
     Attributes
     ----------
@@ -294,7 +299,7 @@ class DropConnectDense(Dense):
                          weight_l2=weight_l2, bias_l1=bias_l1, bias_l2=bias_l2, dtype=dtype,
                          seed=seed)
         self.rate = _validation.check_probability(rate, "rate")
-        self.n_threads = n_threads
+        self.n_threads = _validation.check_n_threads(n_threads)   # any nonzero int, or None
         self.reseed(mask_seed)
 
     def reseed(self, seed):

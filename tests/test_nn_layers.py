@@ -159,9 +159,15 @@ def test_backward_before_forward_raises():
 # ---------------------------------------------------------------- Dropout
 
 
-@pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan"), "0.5", True])
+@pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan"), 10**400])
 def test_dropout_rejects_bad_rate(rate):
     with pytest.raises(ValueError, match=r"rate must satisfy 0 <= rate <= 1, got"):
+        Dropout(rate)
+
+
+@pytest.mark.parametrize("rate", ["0.5", True, None])
+def test_dropout_rejects_a_rate_that_is_not_a_number(rate):
+    with pytest.raises(TypeError, match=r"rate must be a real number with 0 <= rate <= 1, got"):
         Dropout(rate)
 
 

@@ -67,9 +67,11 @@ def test_dtype_is_kept():
     assert model.loss(np.ones((5, 4))).dtype == np.float32
 
 
-@pytest.mark.parametrize("keep", [0, 1.5, -0.2, True])
-def test_bad_keep_ratio_is_named(keep):
-    with pytest.raises(ValueError, match=r"dropout_keep_ratio must satisfy 0 < dropout_keep_ratio <= 1"):
+@pytest.mark.parametrize("keep, exc", [(0, ValueError), (1.5, ValueError), (-0.2, ValueError),
+                                       (10**400, ValueError), (True, TypeError),
+                                       ("0.5", TypeError)])
+def test_bad_keep_ratio_is_named(keep, exc):
+    with pytest.raises(exc, match=r"dropout_keep_ratio must satisfy 0 < dropout_keep_ratio <= 1"):
         FullyConnectedNet([10], input_dim=4, num_classes=3, dropout_keep_ratio=keep)
 
 

@@ -35,15 +35,23 @@ _INITS = ("he", "xavier")
 
 
 def _check_nonneg(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-        raise ValueError(f"{name} must be a real number >= 0, got {value!r}")
-    return float(value)
+    """``value`` as a float >= 0; a huge number (``10**400``) is a ValueError, not an
+    OverflowError."""
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
+    if ok:
+        try:
+            as_float = float(value)
+        except OverflowError:
+            ok = False
+    if not ok or not as_float >= 0:
+        raise ValueError(f"{name} must be a real number >= 0, got {_validation._short(value)}")
+    return as_float
 
 
-def _check_rate(rate):
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate <= 1:
-        raise ValueError(f"rate must satisfy 0 <= rate <= 1, got {rate!r}")
-    return float(rate)
+def _check_rate(rate, name="rate"):
+    """``rate`` as a float in [0, 1]: a TypeError for a non-number, a ValueError naming ``name``
+    and the value for a number outside [0, 1] (NaN and ``10**400`` included)."""
+    return _validation.check_probability(rate, name)
 
 
 def _child_seeds(seed, n):
@@ -65,7 +73,8 @@ class Module:
         True in training mode (dropout active), False in evaluation mode.
     n_threads : int or None
         Thread count passed to the dropout kernels; ``None`` uses all
-        usable cores (see :func:`cydrop.effective_n_threads`).
+        usable cores, any other nonzero int is capped at the usable cores
+        (see :func:`cydrop.effective_n_threads`).
     """
 
     def __init__(self):
@@ -371,12 +380,16 @@ class Dropout(Module):
         draws a fresh, non-overlapping mask from it, so one seed reproduces
         a whole run. ``None`` draws OS entropy.
     n_threads : int or None, default=None
-        Threads for the kernels (see :func:`cydrop.effective_n_threads`).
+        Threads for the kernels (see :func:`cydrop.effective_n_threads`): any nonzero int,
+        capped at the usable cores.
 
     Raises
     ------
     ValueError
-        If ``rate`` is outside ``[0, 1]``.
+        If ``rate`` is outside ``[0, 1]`` (however large), or ``n_threads`` is 0.
+    TypeError
+        If ``rate`` is not a real number (an exception that is also a ValueError), or
+        ``n_threads`` is not an int or None.
 
     Notes
     -----
@@ -396,9 +409,7 @@ class Dropout(Module):
     def __init__(self, rate=0.5, *, seed=None, n_threads=None):
         super().__init__()
         self.rate = _check_rate(rate)
-        if n_threads is not None:
-            _cydrop.effective_n_threads(n_threads)      # rejects 0 and non-ints now
-        self.n_threads = n_threads
+        self.n_threads = _validation.check_n_threads(n_threads)   # rejects 0 and non-ints now
         self.reseed(seed)
 
     def reseed(self, seed):
@@ -521,7 +532,8 @@ class Sequential(Module):
         Loss used by :meth:`loss`; ``None`` means
         :class:`SoftmaxCrossEntropy`.
     n_threads : int or None, default=None
-        Thread count passed down to every layer.
+        Thread count passed down to every layer: any nonzero int, capped at the usable cores
+        when the kernels run.
     fuse : bool, default=True
         Run each ``Dense, ReLU[, Dropout]`` run of layers (exactly these classes) as one fused
         pass: the bias add, the ReLU and the dropout mask in one kernel forward
@@ -566,8 +578,7 @@ class Sequential(Module):
 
     @n_threads.setter
     def n_threads(self, value):
-        if value is not None:
-            _cydrop.effective_n_threads(value)          # rejects 0 and non-ints now
+        value = _validation.check_n_threads(value)      # rejects 0 and non-ints now
         self._n_threads = value
         for layer in getattr(self, "layers", ()):
             layer.n_threads = value

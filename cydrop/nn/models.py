@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 import cydrop as _cydrop
+from cydrop import _validation
 
 from . import functional as F
 from .layers import Dense, Dropout, ReLU, Sequential, _check_rate, _child_seeds
@@ -64,7 +65,7 @@ class FullyConnectedNet:
         ``SeedSequence(seed)``, dropout masks from another via
         :class:`cydrop.SeedStream`, so the same seed reproduces a run.
     n_threads : int or None, default=None
-        Threads for the dropout kernels.
+        Threads for the dropout kernels: any nonzero int, capped at the usable cores.
 
     Attributes
     ----------
@@ -77,7 +78,9 @@ class FullyConnectedNet:
     Raises
     ------
     ValueError
-        For an invalid keep ratio, sizes, ``reg`` or dtype.
+        For an invalid keep ratio (however large), sizes, ``reg``, dtype or ``n_threads``.
+    TypeError
+        For a keep ratio that is not a real number (an exception that is also a ValueError).
 
     Examples
     --------
@@ -89,23 +92,20 @@ class FullyConnectedNet:
 
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1,
                  reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None, n_threads=None):
-        keep = dropout_keep_ratio
-        if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not 0 < keep <= 1:
-            raise ValueError(f"dropout_keep_ratio must satisfy 0 < dropout_keep_ratio <= 1, got {keep!r}")
+        keep = _check_keep_ratio(dropout_keep_ratio)
         dims = [input_dim, *list(hidden_dims), num_classes]
         for d in dims:
             if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1:
                 raise ValueError(f"hidden_dims, input_dim and num_classes must be positive integers, got {dims}")
-        if isinstance(reg, bool) or not isinstance(reg, numbers.Real) or reg < 0:
-            raise ValueError(f"reg must be a real number >= 0, got {reg!r}")
+        reg = _check_reg(reg)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
-        self.rate = _check_rate(1.0 - float(keep))  # the one keep -> rate conversion
+        self.rate = _check_rate(1.0 - keep)  # the one keep -> rate conversion
         self.use_dropout = self.rate > 0.0
-        self.reg = float(reg)
+        self.reg = reg
         self.num_layers = len(dims) - 1
-        self.n_threads = n_threads
+        self.n_threads = _validation.check_n_threads(n_threads)
         weight_seed, self._dropout_seed = _child_seeds(seed, 2)
         rng = np.random.default_rng(weight_seed)
         self.params = {}
@@ -188,6 +188,33 @@ class FullyConnectedNet:
         return loss, grads
 
 
+def _check_keep_ratio(keep):
+    """CS231n's keep ratio as a float in (0, 1]; huge numbers are a ValueError naming it."""
+    rule = "dropout_keep_ratio must satisfy 0 < dropout_keep_ratio <= 1"
+    try:
+        value = _validation.check_probability(keep, "dropout_keep_ratio")
+    except TypeError:
+        raise TypeError(f"{rule}, got {_validation._short(keep)} of type "
+                             f"{type(keep).__name__} (a real number is required)") from None
+    except ValueError:
+        value = None
+    if value is None or value == 0.0:
+        raise ValueError(f"{rule}, got {_validation._short(keep)}")
+    return value
+
+
+def _check_reg(reg):
+    ok = not isinstance(reg, bool) and isinstance(reg, numbers.Real)
+    if ok:
+        try:
+            value = float(reg)
+        except OverflowError:
+            ok = False
+    if not ok or not value >= 0:
+        raise ValueError(f"reg must be a real number >= 0, got {_validation._short(reg)}")
+    return value
+
+
 def mlp(input_dim, hidden_dims, num_classes, rates=0.0, *, init="he", weight_l1=0.0, weight_l2=0.0,
         bias_l1=0.0, bias_l2=0.0, dtype=np.float64, seed=None, n_threads=None):
     """Build ``Dense - ReLU - [Dropout]`` blocks and a final ``Dense``.
@@ -206,6 +233,7 @@ def mlp(input_dim, hidden_dims, num_classes, rates=0.0, *, init="he", weight_l1=
         Model seed; weight and mask seeds are derived from it with
         :class:`numpy.random.SeedSequence`.
     n_threads : int or None, default=None
+        Threads for the dropout kernels: any nonzero int, capped at the usable cores.
 
     Returns
     -------
@@ -215,7 +243,9 @@ def mlp(input_dim, hidden_dims, num_classes, rates=0.0, *, init="he", weight_l1=
     ------
     ValueError
         If the number of rates does not match the hidden layers, or a rate
-        is outside ``[0, 1]``.
+        is outside ``[0, 1]`` (however large; the message names it).
+    TypeError
+        If a rate is not a real number (an exception that is also a ValueError).
 
     Examples
     --------
@@ -224,9 +254,12 @@ def mlp(input_dim, hidden_dims, num_classes, rates=0.0, *, init="he", weight_l1=
     ['Dense', 'ReLU', 'Dropout', 'Dense', 'ReLU', 'Dropout', 'Dense']
     """
     hidden_dims = list(hidden_dims)
-    if isinstance(rates, numbers.Real):
-        rates = [rates] * len(hidden_dims)
-    rates = [_check_rate(r) for r in rates]
+    if (isinstance(rates, (str, bytes)) or not hasattr(rates, "__iter__")
+            or (isinstance(rates, np.ndarray) and rates.ndim == 0)):
+        rate = _check_rate(rates)                       # one rate for every hidden layer
+        rates = [rate] * len(hidden_dims)
+    else:
+        rates = [_check_rate(r, f"rates[{i}]") for i, r in enumerate(rates)]
     if len(rates) != len(hidden_dims):
         raise ValueError(
             f"rates must have one value per hidden layer ({len(hidden_dims)}), got {len(rates)}: {rates}"

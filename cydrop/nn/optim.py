@@ -22,16 +22,25 @@ __all__ = ["Optimizer", "SGD", "Adam", "make_optimizer", "OPTIMIZERS", "sgd", "s
 
 
 def _check_real(value, name, *, low=0.0, low_inclusive=True, high=None, high_inclusive=False):
+    """``value`` as a float within the bounds, else a ValueError naming ``name`` and the value
+    (also for a number too large for a float, ``10**400``: never an OverflowError)."""
     ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
     if ok:
         ok = value >= low if low_inclusive else value > low
     if ok and high is not None:
         ok = value <= high if high_inclusive else value < high
+    if ok:
+        try:
+            as_float = float(value)
+        except OverflowError:
+            ok = False
     if not ok:
         lo = f"{low} <= " if low_inclusive else f"{low} < "
         hi = "" if high is None else (f" <= {high}" if high_inclusive else f" < {high}")
-        raise ValueError(f"{name} must satisfy {lo}{name}{hi}, got {value!r}")
-    return float(value)
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ValueError(f"{name} must satisfy {lo}{name}{hi}, got {shown}")
+    return as_float
 
 
 class Optimizer:

@@ -9,6 +9,7 @@ before every step and ``eval()`` around every accuracy check.
 
 import copy
 import math
+import numbers
 import sys
 
 import numpy as np
@@ -128,14 +129,24 @@ class Solver:
             v = opts[name]
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not opts["lr_decay"] > 0:
-            raise ValueError(f"lr_decay must be > 0, got {opts['lr_decay']!r}")
+        lr_decay = opts["lr_decay"]
+        if isinstance(lr_decay, np.ndarray) and lr_decay.ndim == 0:
+            lr_decay = lr_decay.item()
+        ok = not isinstance(lr_decay, bool) and isinstance(lr_decay, numbers.Real)
+        try:
+            ok = ok and float(lr_decay) > 0     # 10**400 is a ValueError, not an OverflowError
+        except OverflowError:
+            ok = False
+        if not ok:
+            shown = repr(lr_decay)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise ValueError(f"lr_decay must be > 0, got {shown}")
         self.batch_size = int(opts["batch_size"])
         self.num_epochs = int(opts["num_epochs"])
         self.num_train_samples = opts["num_train_samples"]
         self.num_val_samples = opts["num_val_samples"]
         self.eval_batch_size = int(opts["eval_batch_size"])
-        self.lr_decay = float(opts["lr_decay"])
+        self.lr_decay = float(lr_decay)
         self.print_every = int(opts["print_every"])
         self.verbose = bool(opts["verbose"])
         self.progress = opts["progress"]

@@ -51,7 +51,10 @@ cdef const cydrop_kernels *_active = NULL
 
 def _variant_table():
     cdef int count = 0
-    cdef const cydrop_kernels * const *table = cydrop_variants(&count)
+    cdef const cydrop_kernels * const *table
+    # Assigned on its own line: Cython 3.0.x dropped the initialiser of a pointer-to-const-
+    # pointer declaration, leaving `table` unset and the first kernel call crashing.
+    table = cydrop_variants(&count)
     return [(table[i].name.decode("ascii"), bool(cydrop_variant_supported(table[i])))
             for i in range(count)]
 
@@ -79,7 +82,8 @@ def set_variant(name=None):
     """
     global _active
     cdef int count = 0, i
-    cdef const cydrop_kernels * const *table = cydrop_variants(&count)
+    cdef const cydrop_kernels * const *table
+    table = cydrop_variants(&count)
     previous = None if _active == NULL else _active.name.decode("ascii")
     table_names = [n for n, _ in _variant_table()]
     if name is None:
@@ -107,6 +111,9 @@ def _init_variant():
             raise ImportError(f"CYDROP_ISA={pinned!r}: {exc}") from None
     else:
         set_variant(None)
+    if _active == NULL:
+        raise ImportError("cydrop._kernels: no ISA kernel table is active (this build of cydrop "
+                          "is broken; rebuild it with Cython >= 3.1)")
 
 
 _init_variant()

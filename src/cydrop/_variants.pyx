@@ -11,7 +11,11 @@ c) This module: loops over tasks, ``prange(schedule='static')`` with the GIL rel
    plain loop for one thread or few tasks. Which thread runs a task never changes its result.
 
 Callers (cydrop/variants.py) validate and allocate everything first: the functions here take
-contiguous 1-D buffers and trusted scalars and cannot fail once the GIL is released.
+contiguous 1-D buffers and trusted scalars and cannot fail once the GIL is released. They still
+check, before releasing the GIL, that the buffers are as long as the loops will index (a
+ValueError, not an out-of-bounds access, for a direct call with wrong lengths), and they never
+ask OpenMP for more threads than there are tasks (a team it cannot allocate aborts the process).
+The thread count itself is capped at the usable cores by ``effective_n_threads`` upstream.
 """
 
 import numpy as np
@@ -34,6 +38,20 @@ ctypedef fused floating:
 cdef int64_t PARALLEL_MIN_TASKS = 4
 
 CHUNK = CYDROP_VCHUNK
+
+
+cdef inline int _team(int64_t ntasks, int n_threads) noexcept nogil:
+    """Never ask OpenMP for more threads than there are tasks (chunks or rows): a team it cannot
+    allocate aborts the process. Callers have already capped n_threads at the usable cores."""
+    if ntasks < 1:
+        return 1
+    return <int>ntasks if ntasks < n_threads else n_threads
+
+
+cdef inline int _check_len(str name, Py_ssize_t got, int64_t need) except -1:
+    if got < need:
+        raise ValueError(f"{name} must have at least {need} elements, got {got}")
+    return 0
 
 
 def threshold(double keep):
@@ -61,9 +79,11 @@ def keep_mask(int64_t n, uint64_t seed, uint64_t offset, uint32_t thr,
     """keep[i] := draw(offset + i) < thr."""
     cdef int64_t t, nchunks = (n + CYDROP_VCHUNK - 1) // CYDROP_VCHUNK
     cdef uint64_t key = cydrop_seed_key(seed)
-    if n == 0:
+    if n <= 0:
         return
+    _check_len("keep", keep.shape[0], n)
     cdef uint8_t *pk = &keep[0]
+    n_threads = _team(nchunks, n_threads)
     with nogil:
         if n_threads <= 1 or nchunks < PARALLEL_MIN_TASKS:
             for t in range(nchunks):
@@ -82,8 +102,10 @@ def dropout(const floating[::1] x,   # IN
     cdef floating s = <floating>scale
     if n == 0:
         return
+    _check_len("y", y.shape[0], n)
     cdef const floating *px = &x[0]
     cdef floating *py = &y[0]
+    n_threads = _team(nchunks, n_threads)
     with nogil:
         if n_threads <= 1 or nchunks < PARALLEL_MIN_TASKS:
             for t in range(nchunks):
@@ -106,11 +128,29 @@ def bcast(const floating[::1] x,      # IN, C order, shape `shape`
           const int64_t[::1] mstride, # IN, mask strides (0 on broadcast axes)
           double scale, int n_threads=1):
     """y[idx] := where(keep[idx . mstride], x[idx] * scale, +0.0)."""
-    cdef int nd = shape.shape[0]
-    cdef int64_t n = x.shape[0], length = shape[nd - 1], rows, per, ntasks, t, r0, r1
+    cdef int nd = shape.shape[0], d
+    cdef int64_t n = x.shape[0], length, rows, per, ntasks, t, r0, r1
     cdef floating s = <floating>scale
     if n == 0:
         return
+    # The C kernel walks `shape` with a 64-entry odometer and reads keep[idx . mstride]: check
+    # the geometry (in Python ints, no overflow) so that it stays inside every buffer.
+    if not 1 <= nd <= 64 or mstride.shape[0] != nd:
+        raise ValueError(f"shape and mstride must have the same length, 1 to 64, got "
+                         f"{nd} and {mstride.shape[0]}")
+    cdef object total = 1, last = 0       # Python ints: no overflow while checking
+    for d in range(nd):
+        if shape[d] < 1 or mstride[d] < 0:
+            raise ValueError(f"shape must be positive and mstride non-negative, got "
+                             f"shape[{d}]={shape[d]}, mstride[{d}]={mstride[d]}")
+        total *= <object>shape[d]
+        last += (<object>shape[d] - 1) * <object>mstride[d]
+    if total != n:
+        raise ValueError(f"shape must describe x's {n} elements, got {total}")
+    _check_len("y", y.shape[0], n)
+    if keep.shape[0] <= last:
+        raise ValueError(f"keep must have at least {last + 1} elements, got {keep.shape[0]}")
+    length = shape[nd - 1]
     rows = n // length
     per = max(1, CYDROP_VCHUNK // length)        # rows per task: about a chunk of elements
     ntasks = (rows + per - 1) // per
@@ -119,6 +159,7 @@ def bcast(const floating[::1] x,      # IN, C order, shape `shape`
     cdef const uint8_t *pk = &keep[0]
     cdef const int64_t *psh = &shape[0]
     cdef const int64_t *pms = &mstride[0]
+    n_threads = _team(ntasks, n_threads)
     with nogil:
         if n_threads <= 1 or ntasks < PARALLEL_MIN_TASKS:
             if floating is float:
@@ -142,8 +183,14 @@ def exactk_mask(int64_t rows, int64_t n, int64_t k, uint64_t seed, uint64_t offs
     """Row r keeps all but the k units with the smallest keys (u32word(offset + r n + j), j)."""
     cdef uint64_t key = cydrop_seed_key(seed)
     cdef int64_t r
-    if rows == 0 or n == 0:
+    if rows <= 0 or n <= 0:
         return
+    if not 0 <= k <= n or n >= (<int64_t>1) << 32:
+        raise ValueError(f"need 0 <= k <= n < 2**32, got k={k}, n={n}")
+    n_threads = _team(rows, n_threads)
+    _check_len("keep", keep.shape[0], rows * n)
+    # each thread of the team uses its own n-long slice of scratch (threadid() < team size)
+    _check_len("scratch", scratch.shape[0], (n_threads if n_threads > 1 else 1) * n)
     cdef uint8_t *pk = &keep[0]
     cdef uint64_t *ps = &scratch[0]
     with nogil:
@@ -166,8 +213,10 @@ def alpha(const floating[::1] x,   # IN
     cdef floating fa = <floating>a, fb = <floating>b, fc = <floating>c
     if n == 0:
         return
+    _check_len("y", y.shape[0], n)
     cdef const floating *px = &x[0]
     cdef floating *py = &y[0]
+    n_threads = _team(nchunks, n_threads)
     with nogil:
         if n_threads <= 1 or nchunks < PARALLEL_MIN_TASKS:
             for t in range(nchunks):
@@ -191,8 +240,10 @@ def gauss(const floating[::1] x,   # IN
     cdef uint64_t key = cydrop_seed_key(seed)
     if n == 0:
         return
+    _check_len("y", y.shape[0], n)
     cdef const floating *px = &x[0]
     cdef floating *py = &y[0]
+    n_threads = _team(nchunks, n_threads)
     with nogil:
         if n_threads <= 1 or nchunks < 2:
             for t in range(nchunks):
