@@ -8,6 +8,7 @@ CYDROP_DEBUG_CYTHON=1     turn Cython's bounds and wraparound checks back on.
 """
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -53,8 +54,31 @@ def openmp_flags(compiler):
     return ["-fopenmp"], ["-fopenmp"]
 
 
+def _env_link_flags(compiler):
+    """The user's $LDFLAGS, $CFLAGS and $CPPFLAGS, as distutils adds them to the extension link.
+
+    distutils puts these three on ``linker_so`` (the LDSHARED command that links the
+    extensions) and CFLAGS/CPPFLAGS on ``compiler_so``, but ``linker_exe`` -- what
+    ``link_executable`` runs -- is the bare compiler. A probe linked without them disagrees
+    with the real build: objects compiled with CFLAGS="-fsanitize=address" do not link without
+    the sanitizer runtime, and on macOS the -lomp from LDFLAGS is missing, so the probe failed
+    and the build quietly went serial. MSVC takes none of these variables.
+    """
+    if compiler.compiler_type == "msvc":
+        return []
+    flags = []
+    for name in ("LDFLAGS", "CFLAGS", "CPPFLAGS"):  # the order distutils appends them to LDSHARED
+        flags += shlex.split(os.environ.get(name, ""))
+    return flags
+
+
 def probe_openmp(compiler, cflags, ldflags):
-    """Whether a small OpenMP program compiles, links and runs with these flags."""
+    """Whether a small OpenMP program compiles, links and runs with these flags.
+
+    It is compiled and linked the way the extensions are: ``compiler.compile`` already uses
+    ``compiler_so`` (with the user's CFLAGS and CPPFLAGS), and the link gets the user's
+    LDFLAGS, CFLAGS and CPPFLAGS like ``linker_so`` (see ``_env_link_flags``).
+    """
     tmp = tempfile.mkdtemp(prefix="cydrop-openmp-")
     cwd = os.getcwd()
     try:
@@ -62,11 +86,17 @@ def probe_openmp(compiler, cflags, ldflags):
         with open("probe.c", "w") as fh:
             fh.write(PROBE)
         objects = compiler.compile(["probe.c"], extra_postargs=cflags)
-        compiler.link_executable(objects, "probe", extra_postargs=ldflags)
+        compiler.link_executable(objects, "probe", extra_preargs=_env_link_flags(compiler),
+                                 extra_postargs=ldflags)
         out = subprocess.run([os.path.join(tmp, "probe")], capture_output=True, text=True,
                              timeout=60)
-        return out.returncode == 0 and out.stdout.strip() == "1"
-    except Exception:  # any compile, link or run failure means "no OpenMP"
+        if out.returncode == 0 and out.stdout.strip() == "1":
+            return True
+        print(f"cydrop: the OpenMP probe ran but failed (exit {out.returncode}): "
+              f"stdout={out.stdout.strip()!r} stderr={out.stderr.strip()[-2000:]!r}")
+        return False
+    except Exception as exc:  # any compile, link or run failure means "no OpenMP"
+        print(f"cydrop: the OpenMP probe failed: {type(exc).__name__}: {exc}")
         return False
     finally:
         os.chdir(cwd)
