@@ -27,8 +27,9 @@ from conftest import bits_of
 N_BIG = 8_000_000          # ~30 ms per float32 forward on one thread: long enough to overlap
 
 
-def _overlapping_calls(fn, repeats=5):
-    """Run fn(i) in two threads at once, `repeats` times; return the list of interval pairs.
+def _overlapping_calls(fn, repeats=20):
+    """Run fn(i) in two threads at once, up to `repeats` times (until the calls overlap: on a
+    loaded two-core machine the second thread may not be scheduled in time); return the pairs.
 
     The GIL switch interval is raised to 5 s meanwhile, so the GIL changes hands only when a
     thread releases it itself. Taking a timestamp and entering the call then happen under one
