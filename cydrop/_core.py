@@ -7,12 +7,16 @@ Two faces over one implementation:
 * :func:`dropout_forward` / :func:`dropout_backward` are a drop-in for CS231n assignment 2, where
   ``dropout_param['p']`` is the probability of KEEPING an element. It is converted to ``rate``
   once, here, and never stored under the name ``p`` again.
+
+:func:`dropout_forward` is also the one place of the core that reads NumPy's global random state:
+an unseeded train-mode call draws its seed from it (see docs/courses.md, "Randomness at the
+course boundary"); :func:`dropout` never does.
 """
 
 import numpy as np
 
 from cydrop import _kernels, _validation
-from cydrop._kernels import DropoutCache, make_cache
+from cydrop._kernels import DropoutCache, make_cache, with_dropout_param
 from cydrop._openmp import effective_n_threads
 from cydrop._seeds import resolve_seed
 
@@ -42,6 +46,8 @@ def _prepare_output(x, out, inplace, x_name, out_name, reads=()):
     ``x``) nor ``reads``, the other buffers the call reads: (name, array or None) pairs.
     """
     if inplace:
+        if out is not None and not isinstance(out, np.ndarray):
+            raise TypeError(f"{out_name} must be a numpy.ndarray, got {type(out).__name__}")
         if not isinstance(x, np.ndarray) or not x.flags.writeable:
             raise ValueError(f"inplace=True needs {x_name} to be a writable numpy.ndarray; "
                              f"{x_name} is read-only" if isinstance(x, np.ndarray) else
@@ -63,10 +69,14 @@ def _prepare_output(x, out, inplace, x_name, out_name, reads=()):
     return src, np.empty(x.shape, dtype=x.dtype), out
 
 
-def _check_inplace_target(given, converted, name):
+def _check_inplace_target(given, converted, name, out=None):
     """inplace=True must write into the caller's array: refuse when conversion made a copy
     (a list, or an ndarray of non-native byte order), which would leave ``given`` untouched.
-    An ndarray subclass is written through its base-class view."""
+    An ndarray subclass is written through its base-class view. ``out``, if given, must be
+    ``given`` itself (the call returns ``given``, so another view would not be returned as is)."""
+    if out is not None and out is not given:
+        raise ValueError(f"inplace=True writes into {name} and returns it; out must be None or "
+                         f"{name} itself, got another {type(out).__name__}")
     if converted is not given and not (isinstance(given, np.ndarray)
                                        and _validation.same_buffer(converted, given)):
         what = (f"an ndarray of dtype {given.dtype.str!r} (non-native byte order)"
@@ -76,10 +86,13 @@ def _check_inplace_target(given, converted, name):
 
 
 def _identity(x, out, inplace):
-    if out is not None and not _validation.same_buffer(out, x):
+    """The identity call's result: ``x`` for an in-place call (the caller's array, as passed),
+    else ``out`` (filled with ``x`` unless it is ``x``'s memory) when given, as is, else ``x``."""
+    if out is None or inplace:
+        return x
+    if not _validation.same_buffer(out, x):
         np.copyto(out, x)
-        return out
-    return x
+    return out
 
 
 def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplace=False,
@@ -172,7 +185,7 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     training = _validation.check_bool(training, "training")
     inplace = _validation.check_bool(inplace, "inplace")
     if inplace:
-        _check_inplace_target(x_in, x, "x")
+        _check_inplace_target(x_in, x, "x", out)
     mask = _validation.check_mask_mode(mask)
     seed = None if seed is None else _validation.check_uint64(seed, "seed")
     offset = _validation.check_offset(offset, x.size)
@@ -184,9 +197,12 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
             _prepare_output(x, out, inplace, "x", "out")   # same checks as a real call
         elif out is not None:
             _validation.check_out(out, x)
-        return _identity(x, out, inplace), make_cache(0.0, None, None, 65536, 1.0, x.shape,
-                                                      x.dtype, "identity", None)
-    src, dst, writeback = _prepare_output(x, out, inplace, "x", "out")
+        result = _identity(x_in if inplace else x, out, inplace)
+        return result, make_cache(0.0, None, None, 65536, 1.0, x.shape, x.dtype, "identity",
+                                  None)
+    original = ([("x", x_in)] if isinstance(x_in, np.ndarray) and x_in is not x and not inplace
+                else [])
+    src, dst, writeback = _prepare_output(x, out, inplace, "x", "out", original)
     seed = resolve_seed(seed)
     thr, scale = _threshold_and_scale(rate)
     bits = bytes_ = stored = None
@@ -202,7 +218,9 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
         dst = writeback
     if stored is not None:
         stored.flags.writeable = False
-    return dst, make_cache(rate, seed, offset, thr, scale, x.shape, x.dtype, mask, stored)
+    # in place: the caller's x, as passed; out=: returned as is
+    result = x_in if inplace else (dst if out is None else out)
+    return result, make_cache(rate, seed, offset, thr, scale, x.shape, x.dtype, mask, stored)
 
 
 def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
@@ -252,17 +270,19 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
             f"dout must have the forward input's dtype {cache.dtype}, got {dout.dtype}")
     inplace = _validation.check_bool(inplace, "inplace")
     if inplace:
-        _check_inplace_target(dout_in, dout, "dout")
+        _check_inplace_target(dout_in, dout, "dout", out)
     threads = effective_n_threads(n_threads)
     if cache.mask_mode == "identity":
         if inplace:
             _prepare_output(dout, out, inplace, "dout", "out")
         elif out is not None:
             _validation.check_out(out, dout)
-        return _identity(dout, out, inplace)
+        return _identity(dout_in if inplace else dout, out, inplace)
     stored = cache.stored_mask if cache.mask_mode in ("bits", "bytes") else None
-    src, dst, writeback = _prepare_output(dout, out, inplace, "dout", "out",
-                                          [("the cache's stored mask", stored)])
+    reads = [("the cache's stored mask", stored)]
+    if isinstance(dout_in, np.ndarray) and dout_in is not dout and not inplace:
+        reads.append(("dout", dout_in))
+    src, dst, writeback = _prepare_output(dout, out, inplace, "dout", "out", reads)
     if cache.mask_mode == "recompute":
         _kernels.forward(_flat(src), _flat(dst), cache.seed, cache.offset, cache.threshold,
                          cache.scale, None, None, threads)
@@ -280,7 +300,7 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
     if writeback is not None:
         np.copyto(writeback, dst)
         dst = writeback
-    return dst
+    return dout_in if inplace else (dst if out is None else out)  # out= is returned as is
 
 
 def dropout_mask(shape, rate=0.5, *, seed, offset=0, n_threads=None):
@@ -341,6 +361,21 @@ def _split_cs231n_param(dropout_param):
     return mode, keep
 
 
+def seed_from_numpy_global():
+    """One 64-bit cydrop seed drawn from NumPy's global ``RandomState`` (``np.random``).
+
+    The course boundary (:func:`dropout_forward` and :mod:`cydrop.compat`) uses this for calls
+    without a seed, so ``np.random.seed(s)`` makes a course's run repeat. Exactly one draw
+    (``np.random.randint`` over all of uint64); the global state is advanced, never reseeded.
+
+    Returns
+    -------
+    seed : int
+        ``0 <= seed < 2**64``.
+    """
+    return int(np.random.randint(0, 2**64, dtype=np.uint64))
+
+
 def dropout_forward(x, dropout_param):
     """Forward pass for inverted dropout, in the form of CS231n assignment 2.
 
@@ -351,7 +386,10 @@ def dropout_forward(x, dropout_param):
         - ``'mode'``: ``'train'`` or ``'test'``. In test mode ``x`` is returned unchanged.
         - ``'p'``: the probability of KEEPING each neuron output (required in train mode).
         - ``'seed'`` (optional): fixes the mask; the same seed gives the same mask, which the
-          assignment's numerical gradient check relies on.
+          assignment's numerical gradient check relies on. Without it (or with None), a
+          train-mode call draws its seed from NumPy's global random state, one draw, as the
+          assignment's ``np.random.rand`` mask does, so ``np.random.seed`` makes runs repeat.
+          Unlike the assignment, a given seed never reseeds NumPy's global state.
         - cydrop extensions (optional): ``'offset'``, ``'mask'`` and ``'n_threads'`` as in
           :func:`dropout`.
 
@@ -359,7 +397,9 @@ def dropout_forward(x, dropout_param):
     -------
     out : ndarray, same shape and dtype as ``x``
     cache : DropoutCache
-        For :func:`dropout_backward`.
+        For :func:`dropout_backward`. It unpacks as the assignment's cache does:
+        ``dropout_param, mask = cache`` gives this very ``dropout_param`` and the mask (0 or
+        ``1 / keep``, ``x``'s shape and dtype; None in test mode), built only when unpacked.
 
     Raises
     ------
@@ -380,7 +420,12 @@ def dropout_forward(x, dropout_param):
     (True, True)
     """
     mode, keep = _split_cs231n_param(dropout_param)
-    return dropout(x, 1.0 - keep, training=(mode == "train"),
-                   seed=dropout_param.get("seed"), offset=dropout_param.get("offset", 0),
-                   mask=dropout_param.get("mask", "recompute"),
-                   n_threads=dropout_param.get("n_threads"))
+    seed = dropout_param.get("seed")
+    if seed is None and mode == "train":
+        x = _validation.as_float_array(x, "x")      # refuse bad input before drawing
+        seed = seed_from_numpy_global()
+    out, cache = dropout(x, 1.0 - keep, training=(mode == "train"), seed=seed,
+                         offset=dropout_param.get("offset", 0),
+                         mask=dropout_param.get("mask", "recompute"),
+                         n_threads=dropout_param.get("n_threads"))
+    return out, with_dropout_param(cache, dropout_param)

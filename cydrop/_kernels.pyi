@@ -5,7 +5,7 @@ buffer arguments are contiguous 1-D (or 2-D C-contiguous) float32/float64 arrays
 buffers of one call share a dtype.
 """
 
-from typing import Literal, NoReturn, Optional, Tuple, TypeVar, Union
+from typing import Any, Dict, Iterator, Literal, NoReturn, Optional, Tuple, TypeVar, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -102,8 +102,14 @@ class DropoutCache:
     @property
     def stored_mask(self) -> Optional[npt.NDArray[np.uint8]]: ...
     @property
+    def dropout_param(self) -> Optional[Dict[str, Any]]: ...
+    @property
     def nbytes(self) -> int: ...
     def keep_mask(self) -> npt.NDArray[np.uint8]: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Any]:
+        """CS231n's unpacking: ``dropout_param, mask = cache`` (mask built on demand)."""
+    def __getitem__(self, index: int) -> Any: ...
 
 def make_cache(
     rate: float,
@@ -126,7 +132,9 @@ def restore_cache(
     dtype: object,
     mask_mode: object,
     stored_mask: object,
+    dropout_param: object = None,
 ) -> DropoutCache: ...
+def with_dropout_param(cache: DropoutCache, dropout_param: Optional[Dict[str, Any]]) -> DropoutCache: ...
 def fast_forward(
     x: object,
     rate: object,

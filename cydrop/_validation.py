@@ -74,7 +74,7 @@ def check_mask_mode(mask):
     """Return ``mask`` if it is one of 'recompute', 'bits', 'bytes'."""
     if not isinstance(mask, str) or mask not in MASK_MODES:
         raise ValueError(f"mask must be one of {MASK_MODES}, got {_short(mask)}")
-    return mask
+    return str(mask)        # numpy.str_ and other str subclasses become a plain str
 
 
 def check_float_dtype(dtype, name):
@@ -143,9 +143,11 @@ def bytes_overlap(a, b):
 
 
 def same_buffer(a, b):
-    """Whether two arrays view exactly the same elements in the same layout."""
+    """Whether two arrays view exactly the same elements in the same layout (two C-contiguous
+    arrays of one shape are the same layout whatever the strides of their length-1 axes)."""
     return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-            and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype)
+            and a.shape == b.shape and a.dtype == b.dtype
+            and (a.strides == b.strides or (a.flags.c_contiguous and b.flags.c_contiguous)))
 
 
 def check_out(out, like, name="out"):

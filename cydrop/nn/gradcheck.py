@@ -6,10 +6,11 @@ with ``h = 1e-5`` swamps the truncation error.
 
 import numpy as np
 
-__all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "rel_error"]
+__all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "grad_check_sparse",
+           "rel_error"]
 
 
-def eval_numerical_gradient(f, x, h=1e-5):
+def eval_numerical_gradient(f, x, verbose=False, h=1e-5):
     """Numerical gradient of a scalar function ``f`` at ``x``.
 
     ``x`` is perturbed in place, one element at a time, and restored.
@@ -20,6 +21,9 @@ def eval_numerical_gradient(f, x, h=1e-5):
         ``f(x) -> float``; it is called with ``x`` itself.
     x : ndarray
         Point at which to evaluate the gradient (modified and restored).
+    verbose : bool, default=False
+        Print every element's index and gradient as it is computed (CS231n's form, whose
+        default is True: ``cydrop.compat.cs231n.gradient_check``).
     h : float, default=1e-5
         Step of the centred difference.
 
@@ -46,6 +50,8 @@ def eval_numerical_gradient(f, x, h=1e-5):
         fxmh = f(x)
         x[ix] = old
         grad[ix] = (fxph - fxmh) / (2 * h)
+        if verbose:
+            print(ix, grad[ix])
         it.iternext()
     return grad
 
@@ -81,6 +87,50 @@ def eval_numerical_gradient_array(f, x, df, h=1e-5):
         grad[ix] = np.sum((pos - neg) * df) / (2 * h)
         it.iternext()
     return grad
+
+
+def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5, *, rng=None):
+    """Compare the analytic gradient with centred differences at a few random elements.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x) -> float``, called with ``x`` itself.
+    x : ndarray
+        Point of the check (modified and restored).
+    analytic_grad : ndarray, same shape as ``x``
+    num_checks : int, default=10
+        Number of random elements checked; each prints
+        ``numerical: ... analytic: ..., relative error: ...``.
+    h : float, default=1e-5
+    rng : random.Random or None, default=None
+        Where the element indices come from (Python's ``random.randrange``; ``None``: the
+        ``random`` module's global generator, as CS231n does).
+
+    Returns
+    -------
+    errors : list of float
+        The relative error of every check (CS231n's version returns None; it only prints).
+    """
+    import random as _random
+
+    randrange = (rng or _random).randrange
+    errors = []
+    for _ in range(int(num_checks)):
+        ix = tuple(randrange(m) for m in x.shape)
+        old = x[ix]
+        x[ix] = old + h
+        fxph = f(x)
+        x[ix] = old - h
+        fxmh = f(x)
+        x[ix] = old
+        num = (fxph - fxmh) / (2 * h)
+        ana = analytic_grad[ix]
+        den = abs(num) + abs(ana)
+        err = abs(num - ana) / den if den else 0.0
+        errors.append(float(err))
+        print(f"numerical: {num:f} analytic: {ana:f}, relative error: {err:e}")
+    return errors
 
 
 def rel_error(x, y):

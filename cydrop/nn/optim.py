@@ -8,8 +8,9 @@ Two forms are provided:
   nnfs.io; their :meth:`Optimizer.step` is split into
   ``pre_update_params`` / ``update_params`` / ``post_update_params`` as in
   nnfs;
-* CS231n update rules :func:`sgd`, :func:`sgd_momentum`, :func:`adam` of
-  the form ``rule(w, dw, config=None) -> (next_w, config)``.
+* CS231n update rules :func:`sgd`, :func:`sgd_momentum`, :func:`rmsprop`, :func:`adam` of
+  the form ``rule(w, dw, config=None) -> (next_w, config)``, with the assignment's defaults
+  (``cydrop.compat.cs231n.optim`` is these functions).
 
 Updates keep the parameters' dtype (float32 stays float32).
 """
@@ -18,7 +19,8 @@ import numbers
 
 import numpy as np
 
-__all__ = ["Optimizer", "SGD", "Adam", "make_optimizer", "OPTIMIZERS", "sgd", "sgd_momentum", "adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "make_optimizer", "OPTIMIZERS", "sgd", "sgd_momentum",
+           "rmsprop", "adam"]
 
 
 def _check_real(value, name, *, low=0.0, low_inclusive=True, high=None, high_inclusive=False):
@@ -292,8 +294,37 @@ def sgd_momentum(w, dw, config=None):
     return w + v, config
 
 
+def rmsprop(w, dw, config=None):
+    """RMSProp, CS231n form: a moving average of squared gradients sets per-element step sizes.
+
+    Parameters
+    ----------
+    w, dw : ndarray
+    config : dict or None
+        ``learning_rate`` (1e-2), ``decay_rate`` (0.99), ``epsilon`` (1e-8), ``cache``
+        (zeros): ``cache = decay_rate * cache + (1 - decay_rate) * dw**2``, then
+        ``next_w = w - learning_rate * dw / (sqrt(cache) + epsilon)``.
+
+    Returns
+    -------
+    next_w : ndarray
+    config : dict
+        ``config`` itself, its ``cache`` updated.
+    """
+    if config is None:
+        config = {}
+    config.setdefault("learning_rate", 1e-2)
+    config.setdefault("decay_rate", 0.99)
+    config.setdefault("epsilon", 1e-8)
+    config.setdefault("cache", np.zeros_like(w))
+    rho = config["decay_rate"]
+    config["cache"] = rho * config["cache"] + (1 - rho) * dw * dw
+    next_w = w - config["learning_rate"] * dw / (np.sqrt(config["cache"]) + config["epsilon"])
+    return next_w, config
+
+
 def adam(w, dw, config=None):
-    """Adam, CS231n form.
+    """Adam, CS231n form (``t`` is incremented before it is used).
 
     Parameters
     ----------

@@ -22,6 +22,7 @@ from cpython.long cimport PyLong_CheckExact
 from cpython.float cimport PyFloat_CheckExact
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, UINT64_MAX
+from libc.stdlib cimport getenv
 
 import numpy as np
 
@@ -363,6 +364,18 @@ cdef class DropoutCache:
         How backward gets the mask: none needed, regenerated from (seed, offset), or stored.
     stored_mask : ndarray or None
         The stored mask (read-only): packed bits, 0/1 bytes of ``shape``, or None.
+    dropout_param : dict or None
+        The dict given to :func:`cydrop.dropout_forward` (the CS231n form), the very object;
+        None for a cache of :func:`cydrop.dropout`.
+
+    Notes
+    -----
+    A cache unpacks as CS231n documents its dropout cache: ``dropout_param, mask = cache``.
+    ``mask`` is materialised only then (and by ``cache[1]``): an array of ``shape`` and
+    ``dtype`` holding 0 where dropped and ``scale`` (``1 / keep``) where kept, or None for an
+    identity call (test mode). The cache itself stays O(1) until asked. For a cache of
+    :func:`cydrop.dropout`, ``dropout_param`` is rebuilt as ``{'mode': 'train', 'p': 1 - rate,
+    'seed': seed}`` (``{'mode': 'test', 'p': 1.0}`` for an identity call).
     """
 
     cdef readonly double rate
@@ -374,6 +387,7 @@ cdef class DropoutCache:
     cdef readonly object dtype
     cdef readonly str mask_mode
     cdef readonly object stored_mask
+    cdef readonly object dropout_param
     cdef uint64_t _seed, _offset
 
     def __init__(self, *args, **kwargs):
@@ -403,6 +417,40 @@ cdef class DropoutCache:
              effective_n_threads(None))
         return out.reshape(self.shape)
 
+    def _param(self):
+        if self.dropout_param is not None:
+            return self.dropout_param
+        if self.mask_mode == "identity":
+            return {"mode": "test", "p": 1.0}
+        return {"mode": "train", "p": 1.0 - self.rate, "seed": self.seed}
+
+    def _scaled_mask(self):
+        if self.mask_mode == "identity":
+            return None
+        m = self.keep_mask()
+        return np.where(m.astype(bool), np.asarray(self.scale, dtype=self.dtype),
+                        np.asarray(0, dtype=self.dtype))
+
+    def __len__(self):
+        return 2
+
+    def __iter__(self):
+        # CS231n's cache is the pair (dropout_param, mask); the mask is built only here
+        yield self._param()
+        yield self._scaled_mask()
+
+    def __getitem__(self, index):
+        if isinstance(index, (bool, np.bool_)) or not hasattr(index, "__index__"):
+            raise TypeError(f"DropoutCache indices must be integers (0: dropout_param, "
+                            f"1: mask), got {type(index).__name__}")
+        i = index.__index__()
+        if i in (0, -2):
+            return self._param()
+        if i in (1, -1):
+            return self._scaled_mask()
+        raise IndexError(f"DropoutCache index out of range: it unpacks as (dropout_param, "
+                         f"mask), got index {i}")
+
     def __repr__(self):
         return (f"DropoutCache(rate={self.rate!r}, seed={self.seed!r}, offset={self.offset!r}, "
                 f"shape={self.shape!r}, dtype={self.dtype}, mask_mode={self.mask_mode!r})")
@@ -410,16 +458,34 @@ cdef class DropoutCache:
     def __reduce__(self):
         # Rebuilt through restore_cache, which validates the state as strictly as a forward
         # call does: a pickle is data from outside, and backward's C path trusts its cache.
-        return (restore_cache, (self.rate, self.seed, self.offset, self.threshold, self.scale,
-                                self.shape, self.dtype, self.mask_mode, self.stored_mask))
+        args = (self.rate, self.seed, self.offset, self.threshold, self.scale,
+                self.shape, self.dtype, self.mask_mode, self.stored_mask)
+        if self.dropout_param is not None:
+            args += (self.dropout_param,)
+        return (restore_cache, args)
 
 
-def restore_cache(rate, seed, offset, threshold, scale, shape, dtype, mask_mode, stored_mask):
+def with_dropout_param(DropoutCache cache, object dropout_param):
+    """Record the CS231n ``dropout_param`` dict in ``cache`` (cydrop-internal); returns it."""
+    if dropout_param is not None and not isinstance(dropout_param, dict):
+        raise TypeError(f"dropout_param must be a dict, got {type(dropout_param).__name__}")
+    cache.dropout_param = dropout_param
+    return cache
+
+
+def restore_cache(rate, seed, offset, threshold, scale, shape, dtype, mask_mode, stored_mask,
+                  dropout_param=None):
     """Rebuild a pickled :class:`DropoutCache`, refusing any state a forward call could not
     have made (``TypeError``/``ValueError`` naming the field, the rule and the value).
 
-    The stored mask is copied into a fresh C-contiguous, read-only uint8 array.
+    The stored mask is copied into a fresh C-contiguous, read-only uint8 array. A cache of
+    :func:`cydrop.dropout_forward` also carries its ``dropout_param`` dict (optional: pickles
+    made before it was recorded load too).
     """
+    if dropout_param is not None:
+        return with_dropout_param(
+            restore_cache(rate, seed, offset, threshold, scale, shape, dtype, mask_mode,
+                          stored_mask), dropout_param)
     V = _validation
     if not isinstance(mask_mode, str) or mask_mode not in ("identity",) + V.MASK_MODES:
         raise ValueError(f"cache mask_mode must be one of {('identity',) + V.MASK_MODES}, "
@@ -486,6 +552,7 @@ cpdef DropoutCache make_cache(double rate, object seed, object offset, uint32_t 
     c._offset = 0 if offset is None else offset
     c.threshold, c.scale = threshold, scale
     c.shape, c.dtype, c.mask_mode, c.stored_mask = shape, dtype, mask_mode, stored_mask
+    c.dropout_param = None
     return c
 
 
@@ -551,9 +618,15 @@ cdef inline object _output_for(object out, cnp.ndarray like):
 
 cdef inline int _fast_threads(object n_threads, int64_t n) except -2:
     """1 for small calls (threads do not matter), else the resolved count; -1: not fast."""
+    cdef const char *env
     if n_threads is not None and (not PyLong_CheckExact(n_threads) or n_threads == 0):
         return -1
     if (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK < PARALLEL_MIN_CHUNKS:
+        # CYDROP_NUM_THREADS is validated by effective_n_threads, which a small call skips:
+        # with it set, the general path decides (C getenv sees os.environ's changes: putenv).
+        env = getenv("CYDROP_NUM_THREADS")
+        if env != NULL and env[0] != 0:
+            return -1
         return 1
     from cydrop._openmp import effective_n_threads
     return effective_n_threads(n_threads)
@@ -602,7 +675,7 @@ def fast_forward(x, rate, seed, offset, out, mask, n_threads, mask_out=None):
     cdef uint8_t *pbits = NULL
     cdef uint8_t *pbytes = NULL
     cdef bint f32
-    if not _plain_float_array(x) or not PyFloat_CheckExact(rate):
+    if not _plain_float_array(x) or not PyFloat_CheckExact(rate) or type(mask) is not str:
         return None
     xa = <cnp.ndarray>x
     r = rate
