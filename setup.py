@@ -5,9 +5,16 @@ Environment switches
 CYDROP_DISABLE_OPENMP=1   build the serial extension even if OpenMP works.
 CYDROP_FAIL_NO_OPENMP=1   stop the build if the OpenMP probe fails (instead of warning).
 CYDROP_DEBUG_CYTHON=1     turn Cython's bounds and wraparound checks back on.
+CYDROP_DEBUG_BUILD=1      keep debug info in the extensions. Otherwise they are built with -g0 and
+                          linked with -Wl,--strip-debug (Python's own CFLAGS carry -g, which
+                          triples the wheel); a -g in the user's $CFLAGS also keeps it.
+
+Cython >= 3.1 is required: 3.0.x miscompiled a declaration in _kernels.pyx (the module imported,
+then crashed on the first dropout() call).
 """
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -18,6 +25,7 @@ import textwrap
 import warnings
 
 import numpy as np
+import Cython
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -40,6 +48,69 @@ PROBE = textwrap.dedent("""\
 
 def _truthy(name):
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+MIN_CYTHON = (3, 1)
+
+
+def check_cython(version):
+    """Refuse a Cython older than MIN_CYTHON, naming the installed one (pyproject also pins it)."""
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = re.match(r"\d*", piece).group()  # "1a1" -> 1, "0rc2" -> 0
+        parts.append(int(digits) if digits else 0)
+    if tuple(parts) < MIN_CYTHON:
+        raise SystemExit(
+            f"cydrop: Cython >= {'.'.join(map(str, MIN_CYTHON))} is required to build cydrop, "
+            f"found Cython {version} (3.0.x builds a _kernels module that crashes). "
+            f"Upgrade it: pip install 'Cython>=3.1'")
+
+
+def debug_flags(compiler):
+    """(compile, link) flags that drop debug info from release builds of the extensions.
+
+    Python's sysconfig CFLAGS (which distutils puts first) usually carry -g; a later -g0 wins.
+    Kept by CYDROP_DEBUG_BUILD=1, or when the user's own $CFLAGS ask for -g (the sanitizer job
+    builds with -g for its stack traces). MSVC writes debug info to separate .pdb files only.
+    """
+    if compiler.compiler_type == "msvc" or _truthy("CYDROP_DEBUG_BUILD"):
+        return [], []
+    user = shlex.split(os.environ.get("CFLAGS", ""))
+    if any(f.startswith("-g") and f != "-g0" for f in user):
+        return [], []
+    link = [] if sys.platform == "darwin" else ["-Wl,--strip-debug"]
+    return ["-g0"], link
+
+
+NO_COMPILER = "int main(void) { return 0; }\n"
+
+
+def probe_compiler(compiler):
+    """None if the C compiler compiles and links a trivial program, else why it cannot."""
+    tmp = tempfile.mkdtemp(prefix="cydrop-cc-")
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp)
+        with open("hello.c", "w") as fh:
+            fh.write(NO_COMPILER)
+        objects = compiler.compile(["hello.c"])
+        compiler.link_executable(objects, "hello", extra_preargs=_env_link_flags(compiler))
+        return None
+    except Exception as exc:  # CompileError, LinkError, DistutilsExecError, OSError
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def no_compiler_message(compiler, why):
+    cmd = getattr(compiler, "compiler_so", None) or getattr(compiler, "cc", None) or "?"
+    shown = " ".join(cmd) if isinstance(cmd, (list, tuple)) else str(cmd)
+    return (f"cydrop: no working C compiler: `{shown}` cannot build a trivial C program "
+            f"({why}). Building cydrop from source needs a C compiler (gcc or clang; OpenMP is "
+            f"optional). Install one (Debian/Ubuntu: apt-get install gcc; Alpine: apk add "
+            f"build-base), set CC to it, or install a prebuilt wheel instead (pip install "
+            f"--only-binary cydrop cydrop).")
 
 
 def openmp_flags(compiler):
@@ -107,6 +178,10 @@ class BuildExt(build_ext):
     """build_ext that adds OpenMP flags after probing the compiler once."""
 
     def build_extensions(self):
+        # No compiler at all is its own error, not a failed OpenMP probe.
+        why = probe_compiler(self.compiler)
+        if why is not None:
+            raise SystemExit(no_compiler_message(self.compiler, why))
         cflags, ldflags = [], []
         if _truthy("CYDROP_DISABLE_OPENMP"):
             print("cydrop: CYDROP_DISABLE_OPENMP is set; building the serial extension")
@@ -121,8 +196,9 @@ class BuildExt(build_ext):
                 print("\n" + "*" * 78 + "\n" + msg + "\n" + "*" * 78 + "\n")
                 cflags, ldflags = [], []
         # A build tree reused across an OpenMP and a serial build would keep the other kind's
-        # objects (they look up to date): rebuild everything when the kind changes.
-        mode = "openmp" if cflags else "serial"
+        # objects (they look up to date): rebuild everything when the kind (or debug info) changes.
+        debug_cflags, debug_ldflags = debug_flags(self.compiler)
+        mode = ("openmp" if cflags else "serial") + ("-stripped" if debug_cflags else "-debug")
         os.makedirs(self.build_temp, exist_ok=True)
         marker = os.path.join(self.build_temp, "cydrop-build-kind")
         previous = open(marker).read().strip() if os.path.exists(marker) else None
@@ -133,8 +209,9 @@ class BuildExt(build_ext):
         unix = self.compiler.compiler_type != "msvc"
         base = ["-O3", "-std=c99"] if unix else ["/O2"]
         for ext in self.extensions:
-            ext.extra_compile_args = base + cflags + list(ext.extra_compile_args or [])
-            ext.extra_link_args = ldflags + list(ext.extra_link_args or [])
+            ext.extra_compile_args = (base + cflags + list(ext.extra_compile_args or [])
+                                      + debug_cflags)
+            ext.extra_link_args = ldflags + list(ext.extra_link_args or []) + debug_ldflags
         super().build_extensions()
 
 
@@ -163,6 +240,8 @@ extensions = [
               libraries=[] if sys.platform == "win32" else ["m"],
               depends=[os.path.join(SRC, f) for f in ("cydrop_rng.h", "cydrop_variants.h")]),
 ]
+
+check_cython(Cython.__version__)
 
 setup(
     ext_modules=cythonize(extensions, include_path=[SRC], compiler_directives=DIRECTIVES),

@@ -216,10 +216,11 @@ def plot(results, sizes, path):
     plt.close(fig)
 
 
-def main(argv=None):
-    """Entry point of ``python -m cydrop bench``; returns a process exit code."""
+def main(argv=None, prog="python -m cydrop bench"):
+    """Entry point of ``cydrop bench``; returns a process exit code. ``prog`` is the name shown
+    in usage lines (the command as it was invoked)."""
     parser = argparse.ArgumentParser(
-        prog="python -m cydrop bench",
+        prog=prog,
         description="Time cydrop's dropout against NumPy forms (and torch) in one run.")
     parser.add_argument("--sizes", type=_parse_sizes, default=_parse_sizes("1K,64K,1M,16M"),
                         help="comma-separated sizes, e.g. 1K,1M,64M (default: 1K,64K,1M,16M)")

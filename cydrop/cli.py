@@ -17,6 +17,25 @@ import numpy as np
 __all__ = ["main", "build_parser"]
 
 PROG = "python -m cydrop"
+# The name shown in usage and error lines: the one cydrop was invoked as (see `_invoked_as`).
+_prog = PROG
+
+
+def _invoked_as(argv0):
+    """The program name for ``sys.argv[0]``: ``cydrop`` for the console script (whatever its
+    name or path), ``python -m cydrop`` for ``python -m cydrop``, ``cydrop`` when unknown."""
+    import os
+
+    argv0 = argv0 or ""
+    base = os.path.basename(argv0)
+    if base in ("__main__.py", "__main__.pyc") and \
+            os.path.basename(os.path.dirname(os.path.abspath(argv0))) == "cydrop":
+        return PROG
+    if not base or base.startswith("-"):  # python -c, an embedded interpreter
+        return "cydrop"
+    if base.lower().endswith((".exe", ".py")):
+        base = os.path.splitext(base)[0]
+    return base
 
 
 class UsageError(Exception):
@@ -89,14 +108,14 @@ def _png(text):
     return text
 
 
-def build_parser():
-    """Build the argument parser of ``python -m cydrop``.
+def build_parser(prog=None):
+    """Build the argument parser of ``cydrop`` (``prog``: the name in its usage lines).
 
     Returns
     -------
     parser : argparse.ArgumentParser
     """
-    parser = _Parser(prog=PROG, description="cydrop: fast reproducible dropout; train small MLPs with it.")
+    parser = _Parser(prog=prog or _prog, description="cydrop: fast reproducible dropout; train small MLPs with it.")
     sub = parser.add_subparsers(dest="command", metavar="{train,experiment,bench}", parser_class=_Parser)
 
     tr = sub.add_parser("train", help="train an MLP with dropout (default: the spiral demo)",
@@ -154,17 +173,17 @@ def _load_dataset(args):
 
     if args.dataset == "spiral":
         if args.path is not None:
-            raise UsageError(f"{PROG} train: PATH is only used with mnist, got {args.path!r} for spiral")
+            raise UsageError(f"{_prog} train: PATH is only used with mnist, got {args.path!r} for spiral")
         X, y = data.spiral_data(1000, 3, seed=args.seed)
         X_val, y_val = data.spiral_data(300, 3, seed=args.seed + 1)
         return X, y, X_val, y_val
     if args.dataset == "digits":
         if args.path is not None:
-            raise UsageError(f"{PROG} train: PATH is only used with mnist, got {args.path!r} for digits")
+            raise UsageError(f"{_prog} train: PATH is only used with mnist, got {args.path!r} for digits")
         X, y = data.load_digits()
         return data.train_val_split(X, y, 0.25, seed=args.seed)
     if args.path is None:
-        raise UsageError(f"{PROG} train: mnist needs PATH, a directory holding train-images-idx3-ubyte[.gz] "
+        raise UsageError(f"{_prog} train: mnist needs PATH, a directory holding train-images-idx3-ubyte[.gz] "
                          "and the other IDX files")
     X, y = data.load_mnist(args.path, "train")
     X_val, y_val = data.load_mnist(args.path, "test")
@@ -186,7 +205,7 @@ def _train(args, out):
     if len(rates) == 1:
         rates = rates * len(hidden)
     if len(rates) != len(hidden):
-        raise UsageError(f"{PROG} train: --rates must give one rate or one per hidden layer "
+        raise UsageError(f"{_prog} train: --rates must give one rate or one per hidden layer "
                          f"({len(hidden)}), got {len(rates)}")
     epochs = args.epochs or (60 if spiral else 10)
     batch_size = args.batch_size or 128
@@ -247,9 +266,9 @@ def _experiment(args, out):
         E.require_matplotlib()
     n_threads = cydrop.effective_n_threads(args.threads)
     if args.name != "d2l" and (args.data is not None or args.dataset != "digits"):
-        raise UsageError(f"{PROG} experiment: --dataset and --data apply to d2l only, not {args.name}")
+        raise UsageError(f"{_prog} experiment: --dataset and --data apply to d2l only, not {args.name}")
     if args.name != "nnfs" and args.hidden is not None:
-        raise UsageError(f"{PROG} experiment: --hidden applies to nnfs only, not {args.name}")
+        raise UsageError(f"{_prog} experiment: --hidden applies to nnfs only, not {args.name}")
     if args.name == "nnfs":
         E.run_nnfs(hidden_sizes=tuple(args.hidden or (64, 512)), epochs=args.epochs or 10000, seed=args.seed,
                    plot=args.plot, stream=out, n_threads=n_threads,
@@ -259,7 +278,7 @@ def _experiment(args, out):
                                 n_threads=n_threads, verbose=not args.quiet)
     else:
         if args.dataset != "digits" and args.data is None:
-            raise UsageError(f"{PROG} experiment d2l: --dataset {args.dataset} needs --data PATH")
+            raise UsageError(f"{_prog} experiment d2l: --dataset {args.dataset} needs --data PATH")
         E.d2l_sweep(dataset=args.dataset, data_path=args.data, epochs=args.epochs, seed=args.seed,
                     plot=args.plot, stream=out, n_threads=n_threads)
     if args.plot:
@@ -267,13 +286,16 @@ def _experiment(args, out):
     return 0
 
 
-def main(argv=None):
-    """Entry point of ``python -m cydrop``.
+def main(argv=None, prog=None):
+    """Entry point of the ``cydrop`` command and of ``python -m cydrop``.
 
     Parameters
     ----------
     argv : list of str or None, default=None
         Arguments without the program name; ``None`` reads ``sys.argv``.
+    prog : str or None, default=None
+        The program name in usage and error lines. ``None``: the name cydrop was invoked as
+        (``cydrop``, or ``python -m cydrop``) when ``argv`` is ``None``, else ``python -m cydrop``.
 
     Returns
     -------
@@ -281,11 +303,15 @@ def main(argv=None):
         0 on success, 2 on a usage error (one line on stderr), 130 when
         interrupted.
     """
+    global _prog
+    if prog is None:
+        prog = _invoked_as(sys.argv[0] if sys.argv else "") if argv is None else PROG
+    _prog = prog
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":
         from . import _bench  # the core's benchmark runner, imported only when asked for
 
-        return _bench.main(argv[1:])
+        return _bench.main(argv[1:], prog=f"{prog} bench")
     out = sys.stdout
     try:
         args = build_parser().parse_args(argv)
@@ -299,8 +325,8 @@ def main(argv=None):
         return 2
     except (FileNotFoundError, ImportError, ValueError) as exc:
         # missing or malformed data files, a missing optional extra, a rejected value
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{_prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{_prog}: interrupted", file=sys.stderr)
         return 130

@@ -1,4 +1,5 @@
 import os
+import re
 import shutil
 import subprocess
 
@@ -92,6 +93,8 @@ def _compiler():
 
 
 @pytest.mark.skipif(_compiler() is None, reason="no C compiler on PATH")
+@pytest.mark.skipif(not os.path.exists(os.path.join(_SRC, "cydrop_kernels.c")),
+                    reason="needs the C sources (src/) of a checkout or an unpacked sdist")
 @pytest.mark.parametrize("config", [[], ["-DCYDROP_NO_INTRINSICS"], ["-DCYDROP_NO_VEC"]],
                          ids=["default", "no-intrinsics", "no-vectors"])
 def test_c_kernels_without_python_match_the_api(tmp_path, config):
@@ -106,3 +109,26 @@ def test_c_kernels_without_python_match_the_api(tmp_path, config):
         out = subprocess.run([exe, variant], capture_output=True)
         assert out.returncode == 0, (variant, out.stderr)
         assert out.stdout == expected, f"{variant} {config}"
+
+
+# ------------------------------------------ the ISA kernel table (Cython 3.0.x miscompiled it)
+
+_KERNELS_PYX = os.path.join(os.path.dirname(_SRC), "src", "cydrop", "_kernels.pyx")
+
+
+def test_an_isa_kernel_table_is_active_after_import():
+    # _kernels refuses to import (ImportError) when no table is active; a build by Cython 3.0.x
+    # dropped the table's initialiser and crashed on the first dropout() call instead
+    assert _kernels.current_variant() in _kernels.variants()
+    y, _ = cydrop.dropout(np.ones(10, np.float32), 0.5, seed=1)
+    assert set(np.unique(y)) <= {0.0, 2.0}
+
+
+@pytest.mark.skipif(not os.path.exists(_KERNELS_PYX),
+                    reason="needs src/cydrop/_kernels.pyx of a checkout or an unpacked sdist")
+def test_kernel_table_is_assigned_apart_from_its_declaration():
+    with open(_KERNELS_PYX, encoding="utf-8") as fh:
+        src = fh.read()
+    # `cdef const T * const *table = f()`: the initialiser Cython 3.0.x dropped
+    assert not re.search(r"cdef[^\n=#]*\*\s*const\s*\*\s*\w+\s*=", src)
+    assert "no ISA kernel table is active" in src  # _init_variant's ImportError

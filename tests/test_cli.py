@@ -113,13 +113,13 @@ def test_plot_writes_png(tmp_path, capsys):
 def test_bench_forwards_argv(monkeypatch):
     seen = []
     fake = types.ModuleType("cydrop._bench")
-    fake.main = lambda argv: seen.append(argv) or 7
+    fake.main = lambda argv, prog: seen.append((argv, prog)) or 7
     monkeypatch.setitem(sys.modules, "cydrop._bench", fake)
     import cydrop
 
     monkeypatch.setattr(cydrop, "_bench", fake, raising=False)
     assert cli.main(["bench", "--sizes", "1e6", "-h"]) == 7
-    assert seen == [["--sizes", "1e6", "-h"]]
+    assert seen == [(["--sizes", "1e6", "-h"], "python -m cydrop bench")]
 
 
 def test_python_dash_m_entry_point(tmp_path):
