@@ -26,12 +26,6 @@ _CS231N_KEYS = ("mode", "p", "seed", "offset", "mask", "n_threads")
 _CS231N_MODES = ("train", "test")
 
 
-def _threshold_and_scale(rate):
-    """Integer keep threshold (round((1 - rate) * 2**16)) and the scale 2**16 / threshold."""
-    thr = _kernels.threshold(1.0 - rate)
-    return thr, (65536.0 / thr if thr else 0.0)
-
-
 def _flat(a):
     """A 1-D view of a C-contiguous array (any shape, 0-d included)."""
     return a.reshape(-1)
@@ -204,7 +198,7 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
                 else [])
     src, dst, writeback = _prepare_output(x, out, inplace, "x", "out", original)
     seed = resolve_seed(seed)
-    thr, scale = _threshold_and_scale(rate)
+    thr, scale = _kernels.threshold_and_scale(rate)
     bits = bytes_ = stored = None
     if mask == "bits":
         bits = np.empty((x.size + 7) // 8, dtype=np.uint8) if mask_out is None else mask_out
@@ -334,7 +328,7 @@ def dropout_mask(shape, rate=0.5, *, seed, offset=0, n_threads=None):
     size = int(np.prod(shape, dtype=object))
     offset = _validation.check_offset(offset, size)
     threads = effective_n_threads(n_threads)
-    thr, _ = _threshold_and_scale(rate)
+    thr, _ = _kernels.threshold_and_scale(rate)
     out = np.empty(size, dtype=np.uint8)
     _kernels.mask(size, seed, offset, thr, None, out, threads)
     return out.reshape(shape)

@@ -138,7 +138,7 @@ def bytes_overlap(a, b):
         return a0 < b0 + b.nbytes and b0 < a0 + a.nbytes
     try:
         return bool(np.shares_memory(a, b, max_work=10**6))
-    except Exception:           # numpy.exceptions.TooHardError: decide conservatively
+    except np.exceptions.TooHardError:      # NumPy gave up: decide conservatively
         return True
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import dask.array as da
 
 import cydrop
-from cydrop import _validation
+from cydrop import _kernels, _validation
 from cydrop._seeds import resolve_seed
 
 __all__ = ["DaskDropoutCache", "dropout", "dropout_backward"]
@@ -109,8 +109,7 @@ def _cache_state(cache):
 
 def _kernel_scale(rate, dtype):
     """The exact scale cydrop applies to kept elements for ``rate``, in ``dtype``."""
-    _, cache = cydrop.dropout(np.zeros(1, dtype=dtype), rate, seed=0)
-    return dtype.type(cache.scale)
+    return dtype.type(_kernels.threshold_and_scale(rate)[1])
 
 
 def run_starts(location, shape):

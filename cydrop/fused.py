@@ -88,8 +88,7 @@ def _cache_state(cache):
                          "keeps no seed), got cache rate=0.0")
     seed = _validation.check_uint64(cache.seed, "cache seed")
     offset = _validation.check_offset(cache.offset, a.size, "cache offset")
-    thr = _kernels.threshold(1.0 - rate)
-    expected = 65536.0 / thr if thr else 0.0
+    _, expected = _kernels.threshold_and_scale(rate)
     if scale != expected:
         raise ValueError(f"cache scale must follow from cache rate={rate!r} ({expected!r}), got "
                          f"{scale!r}")
@@ -186,8 +185,7 @@ def bias_relu_dropout(z, b, rate=0.5, *, training=True, seed=None, offset=0, out
         _kernels.bias_relu_dropout(zc, bc, dst, 0, 0, thr, scale, threads)
     else:
         seed = resolve_seed(seed)
-        thr = _kernels.threshold(1.0 - rate)
-        scale = 65536.0 / thr if thr else 0.0
+        thr, scale = _kernels.threshold_and_scale(rate)
         _kernels.bias_relu_dropout(zc, bc, dst, seed, offset, thr, scale, threads)
     if writeback is not None:
         np.copyto(writeback, dst)

@@ -4,10 +4,23 @@ Use float64 inputs: in float32 the rounding error of a centred difference
 with ``h = 1e-5`` swamps the truncation error.
 """
 
+import random
+
 import numpy as np
 
 __all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "grad_check_sparse",
            "rel_error"]
+
+
+def _plus_minus(f, x, ix, h):
+    """``(f(x + h e_ix), f(x - h e_ix))``, perturbing ``x[ix]`` in place and restoring it."""
+    old = x[ix]
+    x[ix] = old + h
+    plus = f(x)
+    x[ix] = old - h
+    minus = f(x)
+    x[ix] = old
+    return plus, minus
 
 
 def eval_numerical_gradient(f, x, verbose=False, h=1e-5):
@@ -43,12 +56,7 @@ def eval_numerical_gradient(f, x, verbose=False, h=1e-5):
     it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
     while not it.finished:
         ix = it.multi_index
-        old = x[ix]
-        x[ix] = old + h
-        fxph = f(x)
-        x[ix] = old - h
-        fxmh = f(x)
-        x[ix] = old
+        fxph, fxmh = _plus_minus(f, x, ix, h)
         grad[ix] = (fxph - fxmh) / (2 * h)
         if verbose:
             print(ix, grad[ix])
@@ -78,12 +86,7 @@ def eval_numerical_gradient_array(f, x, df, h=1e-5):
     it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
     while not it.finished:
         ix = it.multi_index
-        old = x[ix]
-        x[ix] = old + h
-        pos = np.array(f(x), dtype=np.float64, copy=True)
-        x[ix] = old - h
-        neg = np.array(f(x), dtype=np.float64, copy=True)
-        x[ix] = old
+        pos, neg = _plus_minus(lambda v: np.array(f(v), dtype=np.float64, copy=True), x, ix, h)
         grad[ix] = np.sum((pos - neg) * df) / (2 * h)
         it.iternext()
     return grad
@@ -112,18 +115,11 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5, *, rng=None):
     errors : list of float
         The relative error of every check (CS231n's version returns None; it only prints).
     """
-    import random as _random
-
-    randrange = (rng or _random).randrange
+    randrange = (rng or random).randrange
     errors = []
     for _ in range(int(num_checks)):
         ix = tuple(randrange(m) for m in x.shape)
-        old = x[ix]
-        x[ix] = old + h
-        fxph = f(x)
-        x[ix] = old - h
-        fxmh = f(x)
-        x[ix] = old
+        fxph, fxmh = _plus_minus(f, x, ix, h)
         num = (fxph - fxmh) / (2 * h)
         ana = analytic_grad[ix]
         den = abs(num) + abs(ana)

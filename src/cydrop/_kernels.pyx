@@ -134,6 +134,19 @@ def threshold(double keep):
     return cydrop_threshold(keep)
 
 
+cdef inline double _scale_of(uint32_t thr) noexcept nogil:
+    """The scale of kept elements: ``65536 / thr``, the exact inverse of the realised keep
+    probability; 0 when nothing is kept."""
+    return 65536.0 / thr if thr else 0.0
+
+
+def threshold_and_scale(double rate):
+    """The rate contract: ``(threshold, scale)`` for the drop probability ``rate``, with
+    ``threshold = round((1 - rate) * 65536)`` and ``scale = 65536 / threshold`` (0 if 0)."""
+    cdef uint32_t thr = cydrop_threshold(1.0 - rate)
+    return thr, _scale_of(thr)
+
+
 # ---------------------------------------------------------------- nogil runners (trusted input)
 
 cdef inline bint _serial(int64_t nchunks, int n_threads) noexcept nogil:
@@ -490,22 +503,12 @@ def restore_cache(rate, seed, offset, threshold, scale, shape, dtype, mask_mode,
     if not isinstance(mask_mode, str) or mask_mode not in ("identity",) + V.MASK_MODES:
         raise ValueError(f"cache mask_mode must be one of {('identity',) + V.MASK_MODES}, "
                          f"got {V._short(mask_mode)}")
-    if not isinstance(shape, tuple):
-        raise TypeError(f"cache shape must be a tuple of ints, got {V._short(shape)}")
-    shape = tuple(V.check_uint64(d, "cache shape") for d in shape)
-    size = 1
-    for d in shape:
-        size *= d
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"cache dtype must be float32 or float64, got {V._short(dtype)}") from None
-    if dtype not in V.FLOAT_DTYPES or not dtype.isnative:
-        raise TypeError(f"cache dtype must be native float32 or float64, got {dtype}")
+    shape, size = V.check_dims(shape, "cache shape")
+    dtype = V.check_native_float_dtype(dtype, "cache dtype")
     rate = V.check_probability(rate, "cache rate")
     if mask_mode == "identity":
-        canonical = (0.0, None, None, 65536, 1.0, None)
-        if (rate, seed, offset, threshold, scale, stored_mask) != canonical:
+        canonical = (0.0, None, None, 65536, 1.0)
+        if (rate, seed, offset, threshold, scale) != canonical or stored_mask is not None:
             raise ValueError(f"an identity cache must have rate=0, seed=offset=None, "
                              f"threshold=65536, scale=1 and no mask, got rate={rate!r}, "
                              f"seed={seed!r}, offset={offset!r}, threshold={threshold!r}, "
@@ -515,8 +518,7 @@ def restore_cache(rate, seed, offset, threshold, scale, shape, dtype, mask_mode,
         raise ValueError(f"a {mask_mode!r} cache needs 0 < rate <= 1, got rate=0.0")
     seed = V.check_uint64(seed, "cache seed")
     offset = V.check_offset(offset, size, "cache offset")
-    thr = cydrop_threshold(1.0 - rate)
-    expected_scale = 65536.0 / thr if thr else 0.0
+    thr, expected_scale = threshold_and_scale(rate)
     if threshold != thr or scale != expected_scale:
         raise ValueError(f"cache threshold and scale must follow from rate={rate!r} "
                          f"(threshold={thr}, scale={expected_scale!r}), got "
@@ -527,15 +529,8 @@ def restore_cache(rate, seed, offset, threshold, scale, shape, dtype, mask_mode,
                              f"{type(stored_mask).__name__}")
         return make_cache(rate, seed, offset, thr, expected_scale, shape, dtype, mask_mode, None)
     want = ((size + 7) // 8,) if mask_mode == "bits" else shape
-    if type(stored_mask) is not np.ndarray:
-        raise TypeError(f"cache stored_mask must be a numpy.ndarray of uint8 for mask_mode="
-                        f"{mask_mode!r}, got {type(stored_mask).__name__}")
-    if stored_mask.dtype != np.uint8 or stored_mask.shape != want:
-        raise ValueError(f"cache stored_mask must be uint8 of shape {want} for mask_mode="
-                         f"{mask_mode!r} and shape {shape}, got {stored_mask.dtype} of shape "
-                         f"{stored_mask.shape}")
-    if mask_mode == "bytes" and stored_mask.size and stored_mask.max() > 1:
-        raise ValueError("cache stored_mask must hold 0/1 bytes for mask_mode='bytes'")
+    stored_mask = V.check_mask_array(stored_mask, want, "cache stored_mask",
+                                     binary=(mask_mode == "bytes"))
     mask_copy = np.array(stored_mask, dtype=np.uint8, order="C", copy=True)
     mask_copy.flags.writeable = False
     return make_cache(rate, seed, offset, thr, expected_scale, shape, dtype, mask_mode,
@@ -714,7 +709,7 @@ def fast_forward(x, rate, seed, offset, out, mask, n_threads, mask_out=None):
     elif mask != "recompute":
         return None
     thr = cydrop_threshold(1.0 - r)
-    scale = 65536.0 / thr if thr else 0.0
+    scale = _scale_of(thr)
     f32 = cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT32
     with nogil:
         run_forward(f32, cnp.PyArray_DATA(xa), cnp.PyArray_DATA(ya), n, s, o, thr, scale,
