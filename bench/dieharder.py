@@ -17,7 +17,7 @@ Usage
 ``--source`` chooses how the bits are made: ``kernel`` (default; the packed-bit output of the
 mask kernel, the fastest), ``dropout`` (``cydrop.dropout(ones, 0.5, mask='bits')`` and its
 stored mask) or ``packbits`` (``np.packbits(cydrop.dropout_mask(...), bitorder='little')``).
-All three give the same bytes for the same seed (tests/test_hardening_randomness.py checks).
+All three give the same bytes for the same seed (tests/core/test_randomness.py checks).
 """
 
 import argparse

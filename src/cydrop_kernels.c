@@ -14,7 +14,7 @@
 /* x86 intrinsics, each behind an #if on CYDROP_X86_INTRIN and the variant's own target macro in
    cydrop_kernels_impl.h: SSE2 (part of baseline x86-64) in the baseline, AVX2 in the AVX2
    variant. Other targets and widths use the portable generic-vector code beside them, which
-   -DCYDROP_NO_INTRINSICS selects on x86 too (tests/test_build.py compares the two). */
+   -DCYDROP_NO_INTRINSICS selects on x86 too (tests/packaging/test_build.py compares the two). */
 #define CYDROP_X86_INTRIN 1
 #include <immintrin.h>
 #endif

@@ -1,7 +1,7 @@
 /*
  * cydrop_rng.h -- the counter-based mask generator of cydrop.
  *
- * Pure C99, no Python.h: builds and runs without Python (see tests/c/kernels_dump.c).
+ * Pure C99, no Python.h: builds and runs without Python (see tests/packaging/c/kernels_dump.c).
  * Must match cydrop/reference.py, which reimplements every line below in NumPy.
  *
  * The mask is a pure function of (seed, global element index g):

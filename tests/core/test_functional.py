@@ -10,7 +10,7 @@ import pytest
 import cydrop
 from cydrop import reference
 
-from conftest import bits_of
+from helpers import bits_of
 
 
 def test_dtype_kept_and_values_are_scaled_or_zero(dtype):

@@ -11,7 +11,7 @@ import pytest
 import cydrop
 from cydrop import reference
 
-from conftest import bits_of
+from helpers import bits_of
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

@@ -21,7 +21,7 @@ import cydrop.nn as nn
 import cydrop.variants as V
 import cydrop.variants_layers as VL
 from cydrop import _kernels, _validation, _variants, fused
-from conftest import bits_of, python_env, run_python
+from helpers import bits_of, python_env, run_python
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 HUGE_THREADS = [2**31 - 1, 2**31, 2**63, 2**100, -2**31, -2**100]

@@ -6,7 +6,7 @@ import pytest
 import cydrop
 from cydrop import _kernels, reference
 
-from conftest import bits_of
+from helpers import bits_of
 
 SHAPES = [(1,), (7,), (4096,), (4097,), (3, 5000), (2, 3, 1500), (40000,)]
 SEEDS = [0, 1, 2**32 + 7, 2**64 - 1]

@@ -41,9 +41,8 @@ from hypothesis import strategies as st
 import cydrop
 from cydrop import reference
 
-from conftest import python_env
+from helpers import TESTS_DIR, python_env
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 TWO64 = 2**64
 BLOCK = 4096
 THREADED_MIN = 31 * BLOCK + 1          # 32 chunks: the smallest call that runs multi-threaded
@@ -62,14 +61,14 @@ sys.stdout = sys.stderr
 def load(modname, path):
     if modname in sys.modules:
         return sys.modules[modname]
-    try:
-        return importlib.import_module(modname)
-    except ImportError:
-        spec = importlib.util.spec_from_file_location(modname, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[modname] = mod
-        spec.loader.exec_module(mod)
-        return mod
+    # by path, with its folder on sys.path (tests/ is there already, for helpers)
+    if os.path.dirname(path) not in sys.path:
+        sys.path.insert(0, os.path.dirname(path))
+    spec = importlib.util.spec_from_file_location(modname, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 while True:
     head = requests.read(8)

@@ -1,4 +1,4 @@
-"""Randomness of the masks: our own checks beyond tests/test_stats.py, and a small dieharder run.
+"""Randomness of the masks: our own checks beyond tests/core/test_stats.py, and a small dieharder run.
 
 Every check is a z or chi-square statistic with a threshold a fair generator exceeds with
 probability < 1e-6, at fixed seeds: a failure is a defect, not bad luck. The full dieharder
@@ -17,10 +17,12 @@ import pytest
 import cydrop
 from cydrop import _kernels
 
+from helpers import REPO_ROOT
+
 Z_MAX = 5.0
 # bench/ beside tests/ in a checkout or an unpacked sdist; absent when the tests run against an
 # installed cydrop from a copy of tests/ alone, and then the tests that need it skip.
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+BENCH = os.path.join(REPO_ROOT, "bench")
 
 
 def _chi2_ok(chi2, df):

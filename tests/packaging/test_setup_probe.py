@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import REPO_ROOT
+
+ROOT = REPO_ROOT
 SETUP = os.path.join(ROOT, "setup.py")
 
 

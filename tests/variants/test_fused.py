@@ -6,7 +6,7 @@ import pytest
 import cydrop
 from cydrop import fused
 
-from conftest import bits_of
+from helpers import bits_of
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (64, 256), (33, 4097), (300, 100)])

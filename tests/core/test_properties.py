@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 import cydrop
 from cydrop import reference
 
-from conftest import bits_of
+from helpers import bits_of
 
 SETTINGS = settings(deadline=None, max_examples=60,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -17,14 +17,14 @@ from numpy.lib.stride_tricks import as_strided
 
 import cydrop
 from cydrop import _kernels, _openmp, reference
-from conftest import bits_of, run_python
+from helpers import bits_of, run_python
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _child_json(code, timeout=120, **env):
     """Run ``code`` in a child interpreter; it prints one JSON line, which is returned."""
-    from conftest import python_env
+    from helpers import python_env
     res = run_python(["-c", textwrap.dedent(code)], env=python_env(**env), timeout=timeout)
     assert res.returncode == 0, f"child died (exit {res.returncode}): {res.stderr[-2000:]}"
     return json.loads(res.stdout.strip().splitlines()[-1])

@@ -6,7 +6,7 @@ import numpy as np
 
 import cydrop
 
-from conftest import bits_of
+from helpers import bits_of
 
 
 def run_threaded(fn, n_workers=8):

@@ -2,7 +2,7 @@
  * kernels_dump.c -- runs the C kernels without Python and writes their outputs to stdout.
  *
  * Usage: kernels_dump VARIANT. Exit status 77 when this CPU cannot run VARIANT.
- * tests/test_build.py compiles src/cydrop_kernels.c with this driver in several configurations
+ * tests/packaging/test_build.py compiles src/cydrop_kernels.c with this driver in several configurations
  * (default, -DCYDROP_NO_INTRINSICS, -DCYDROP_NO_VEC) and holds every output, bit for bit, to
  * the others and to cydrop.dropout. For each offset in OFFSETS and threshold in THRESHOLDS it
  * writes, in order: the float32 forward (y, packed bits, 0/1 bytes), the float64 forward, and

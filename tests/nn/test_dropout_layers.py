@@ -12,7 +12,7 @@ from cydrop.variants_layers import (
     LockedDropout, SpatialDropout,
 )
 
-from conftest import bits_of
+from helpers import bits_of
 
 try:
     from threadpoolctl import threadpool_limits

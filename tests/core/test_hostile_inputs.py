@@ -3,7 +3,7 @@
 Each case must raise TypeError or ValueError whose message names the argument, states the rule
 and shows the value; every array involved (input, ``out``, ``dout``, a cache's stored mask) must
 be unchanged byte for byte afterwards. The CLI must exit non-zero with one readable line on
-stderr and no traceback. tests/test_functional.py holds the first examples; this file crosses
+stderr and no traceback. tests/core/test_functional.py holds the first examples; this file crosses
 them with the other entry points (CS231n dict form, dropout_mask, backward, layers, trainer, CLI).
 """
 
@@ -19,7 +19,7 @@ import pytest
 import cydrop
 from cydrop import nn
 
-from conftest import python_env, run_python
+from helpers import python_env, run_python
 
 RULE_WORDS = ("must", "only", "invalid", "expected", "does not exist", "needs", "malformed",
               "unknown", "has no", "overlaps", "is missing", "made by")

@@ -12,7 +12,7 @@ import cydrop.variants as V
 from cydrop import _variants
 from cydrop.nn.gradcheck import eval_numerical_gradient_array, rel_error
 
-from conftest import bits_of
+from helpers import bits_of
 
 
 def _x(shape, dtype, seed=0):

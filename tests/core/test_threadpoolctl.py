@@ -16,7 +16,7 @@ threadpoolctl = pytest.importorskip("threadpoolctl")
 
 import cydrop  # noqa: E402
 
-from conftest import python_env, run_python  # noqa: E402
+from helpers import python_env, run_python  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not cydrop.openmp_enabled(),
                                 reason="serial build of cydrop: no OpenMP runtime to control")

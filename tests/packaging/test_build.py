@@ -9,7 +9,7 @@ import pytest
 import cydrop
 from cydrop import _kernels
 
-from conftest import python_env, run_python
+from helpers import REPO_ROOT, python_env, run_python
 
 
 @pytest.mark.skipif(os.environ.get("CYDROP_SKIP_OPENMP_TEST", "") not in ("", "0"),
@@ -58,7 +58,7 @@ def test_openmp_spin_setting_does_not_leak_into_the_environment():
 
 # ------------------------------------------------- the C kernels without Python, three ways
 
-_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+_SRC = os.path.join(REPO_ROOT, "src")
 _DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c", "kernels_dump.c")
 _DUMP_N, _DUMP_SEED = 3 * 4096 + 77, 12345
 _DUMP_OFFSETS = (0, 5 * 4096, 123)
@@ -66,7 +66,7 @@ _DUMP_THRESHOLDS = (0, 1, 100, 32768, 52429, 65535, 65536)
 
 
 def _expected_dump():
-    """What tests/c/kernels_dump.c must write, computed through cydrop's Python API."""
+    """What tests/packaging/c/kernels_dump.c must write, computed through cydrop's Python API."""
     i = np.arange(_DUMP_N)
     x32 = (((i % 1000) - 500).astype(np.float32) * np.float32(0.25))
     x64 = x32.astype(np.float64) * 1.5

@@ -22,7 +22,7 @@ import pytest
 import cydrop
 from cydrop import _openmp
 
-from conftest import bits_of
+from helpers import bits_of
 
 N_BIG = 8_000_000          # ~30 ms per float32 forward on one thread: long enough to overlap
 

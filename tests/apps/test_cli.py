@@ -11,7 +11,7 @@ import pytest
 from cydrop import cli
 from cydrop.nn import Progress
 
-from conftest import run_python
+from helpers import run_python
 from test_data import _mnist_dir
 
 

@@ -38,7 +38,7 @@ import pytest
 import cydrop
 from cydrop import cli
 
-from conftest import python_env, run_python
+from helpers import REPO_ROOT, python_env, run_python
 
 try:
     import tomllib
@@ -51,7 +51,7 @@ except ImportError:  # Python < 3.11
 # The package under test, wherever it is installed (site-packages, or a checkout built in place).
 PKG = os.path.dirname(os.path.abspath(cydrop.__file__))
 # The checkout (or unpacked sdist) this tests/ directory belongs to, if it is one.
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 PYPROJECT = os.path.join(ROOT, "pyproject.toml")
 needs_source = pytest.mark.skipif(
     not os.path.exists(PYPROJECT) or tomllib is None,
