@@ -43,7 +43,7 @@ def _load_openmp_runtime():
 _load_openmp_runtime()
 
 from cydrop._core import DropoutCache, dropout, dropout_backward, dropout_forward, dropout_mask
-from cydrop._kernels import current_variant as isa_variant
+from cydrop._kernels import current_isa
 from cydrop._openmp import effective_n_threads, openmp_enabled
 from cydrop._seeds import SeedStream
 from cydrop import fused, reference, variants
@@ -57,7 +57,18 @@ __all__ = [
     "dropout_backward",
     "dropout_forward",
     "dropout_mask",
+    "current_isa",
     "effective_n_threads",
-    "isa_variant",
     "openmp_enabled",
 ]
+
+
+def __getattr__(name):
+    # Deprecated names, kept importable for one release with a warning.
+    if name == "isa_variant":
+        import warnings
+        warnings.warn("cydrop.isa_variant is deprecated: use cydrop.current_isa (the kernels' "
+                      "instruction set is an 'isa'; 'variant' names dropout variants)",
+                      DeprecationWarning, stacklevel=2)
+        return current_isa
+    raise AttributeError(f"module 'cydrop' has no attribute {name!r}")

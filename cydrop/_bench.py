@@ -174,7 +174,7 @@ def scaling_text(n, result):
 
 def header(threads):
     return (f"cydrop {cydrop.__version__} | CPU: {_cpu_model()} | cores: {os.cpu_count()} | "
-            f"threads: {threads} | ISA variant: {_kernels.current_variant()} | "
+            f"threads: {threads} | ISA: {_kernels.current_isa()} | "
             f"OpenMP: {cydrop.openmp_enabled()} | numpy {np.__version__}")
 
 

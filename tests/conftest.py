@@ -11,16 +11,16 @@ def dtype(request):
 
 
 @pytest.fixture
-def all_variants():
+def all_isas():
     """Every ISA variant the CPU runs; restores the default afterwards."""
     from cydrop import _kernels
-    previous = _kernels.current_variant()
-    yield _kernels.variants()
-    _kernels.set_variant(previous)
+    previous = _kernels.current_isa()
+    yield _kernels.isas()
+    _kernels.set_isa(previous)
 
 
 def pytest_report_header(config):
     from cydrop import _kernels
     return (f"cydrop {cydrop.__version__}: openmp={cydrop.openmp_enabled()}, "
-            f"threads={cydrop.effective_n_threads()}, isa={_kernels.current_variant()} "
-            f"of {_kernels.variants()}")
+            f"threads={cydrop.effective_n_threads()}, isa={_kernels.current_isa()} "
+            f"of {_kernels.isas()}")

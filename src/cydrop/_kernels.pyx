@@ -50,7 +50,7 @@ CHUNK = CYDROP_CHUNK
 cdef const cydrop_kernels *_active = NULL
 
 
-def _variant_table():
+def _isa_table():
     cdef int count = 0
     cdef const cydrop_kernels * const *table
     # Assigned on its own line: Cython 3.0.x dropped the initialiser of a pointer-to-const-
@@ -60,17 +60,17 @@ def _variant_table():
             for i in range(count)]
 
 
-def variants():
-    """Names of the ISA variants this CPU can run, best last (``'baseline'`` first)."""
-    return [name for name, ok in _variant_table() if ok]
+def isas():
+    """Names of the ISAs this CPU can run, best last (``'baseline'`` first)."""
+    return [name for name, ok in _isa_table() if ok]
 
 
-def current_variant():
+def current_isa():
     """Name of the ISA variant the kernels use now."""
     return _active.name.decode("ascii")
 
 
-def set_variant(name=None):
+def set_isa(name=None):
     """Select the ISA variant by name; ``None`` picks the best one the CPU supports.
 
     All variants give bit-identical results; this exists for tests and debugging. The choice is
@@ -86,7 +86,7 @@ def set_variant(name=None):
     cdef const cydrop_kernels * const *table
     table = cydrop_variants(&count)
     previous = None if _active == NULL else _active.name.decode("ascii")
-    table_names = [n for n, _ in _variant_table()]
+    table_names = [n for n, _ in _isa_table()]
     if name is None:
         for i in range(count):
             if cydrop_variant_supported(table[i]):
@@ -98,7 +98,7 @@ def set_variant(name=None):
     i = table_names.index(name)
     if not cydrop_variant_supported(table[i]):
         raise ValueError(
-            f"variant {name!r} is not supported by this CPU; supported: {variants()}")
+            f"variant {name!r} is not supported by this CPU; supported: {isas()}")
     _active = table[i]
     return previous
 
@@ -107,11 +107,11 @@ def _init_variant():
     pinned = os.environ.get("CYDROP_ISA", "").strip()
     if pinned:
         try:
-            set_variant(pinned)
+            set_isa(pinned)
         except ValueError as exc:
             raise ImportError(f"CYDROP_ISA={pinned!r}: {exc}") from None
     else:
-        set_variant(None)
+        set_isa(None)
     if _active == NULL:
         raise ImportError("cydrop._kernels: no ISA kernel table is active (this build of cydrop "
                           "is broken; rebuild it with Cython >= 3.1)")

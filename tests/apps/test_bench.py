@@ -55,7 +55,7 @@ def test_report_has_header_rows_ratios_and_scaling(tmp_path, monkeypatch, capsys
     text = (tmp_path / "bench.md").read_text()
     printed_header = capsys.readouterr().out.split("\n", 1)[0]
     assert text.startswith(f"# cydrop benchmark\n\n{printed_header}\n\n")
-    for field in ("CPU: ", "cores: ", "ISA variant: " + _kernels.current_variant(), "OpenMP: "):
+    for field in ("CPU: ", "cores: ", "ISA: " + _kernels.current_isa(), "OpenMP: "):
         assert field in text
     names = [name for name, _ in _bench.implementations(8, np.dtype(np.float32), 1)]
     for name in names:

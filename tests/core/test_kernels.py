@@ -69,13 +69,13 @@ def test_chunked_with_offset_equals_whole(cuts, dtype):
     np.testing.assert_array_equal(bits_of(np.concatenate(parts)), bits_of(whole))
 
 
-def test_every_isa_variant_gives_the_same_bits(all_variants, dtype):
-    assert "baseline" in all_variants
+def test_every_isa_variant_gives_the_same_bits(all_isas, dtype):
+    assert "baseline" in all_isas
     x = np.random.default_rng(3).standard_normal(70_001).astype(dtype)
     results = {}
-    for name in all_variants:
-        _kernels.set_variant(name)
-        assert _kernels.current_variant() == name
+    for name in all_isas:
+        _kernels.set_isa(name)
+        assert _kernels.current_isa() == name
         y, c = cydrop.dropout(x, 0.5, seed=8, offset=5, mask="bits")
         results[name] = (bits_of(y), c.stored_mask.copy(),
                          bits_of(cydrop.dropout_backward(x, c)))
@@ -85,9 +85,9 @@ def test_every_isa_variant_gives_the_same_bits(all_variants, dtype):
             np.testing.assert_array_equal(a, b, err_msg=name)
 
 
-def test_set_variant_rejects_unknown_names():
+def test_set_isa_rejects_unknown_names():
     with pytest.raises(ValueError, match=r"variant must be one of .* got 'sse9'"):
-        _kernels.set_variant("sse9")
+        _kernels.set_isa("sse9")
 
 
 def test_three_mask_modes_agree(dtype):

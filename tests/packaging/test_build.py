@@ -20,9 +20,9 @@ def test_openmp_parallelism_enabled():
 
 
 def test_variants_list_baseline_first_and_current_is_supported():
-    names = _kernels.variants()
+    names = _kernels.isas()
     assert names[0] == "baseline"
-    assert _kernels.current_variant() in names
+    assert _kernels.current_isa() in names
 
 
 def test_version_and_public_names():
@@ -36,7 +36,7 @@ def _run(code, **env):
 
 
 def test_cydrop_isa_pins_a_variant():
-    res = _run("import cydrop; print(cydrop.isa_variant())", CYDROP_ISA="baseline")
+    res = _run("import cydrop; print(cydrop.current_isa())", CYDROP_ISA="baseline")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "baseline"
 
@@ -105,7 +105,7 @@ def test_c_kernels_without_python_match_the_api(tmp_path, config):
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     expected = _expected_dump()
-    for variant in _kernels.variants():
+    for variant in _kernels.isas():
         out = subprocess.run([exe, variant], capture_output=True)
         assert out.returncode == 0, (variant, out.stderr)
         assert out.stdout == expected, f"{variant} {config}"
@@ -119,7 +119,7 @@ _KERNELS_PYX = os.path.join(os.path.dirname(_SRC), "src", "cydrop", "_kernels.py
 def test_an_isa_kernel_table_is_active_after_import():
     # _kernels refuses to import (ImportError) when no table is active; a build by Cython 3.0.x
     # dropped the table's initialiser and crashed on the first dropout() call instead
-    assert _kernels.current_variant() in _kernels.variants()
+    assert _kernels.current_isa() in _kernels.isas()
     y, _ = cydrop.dropout(np.ones(10, np.float32), 0.5, seed=1)
     assert set(np.unique(y)) <= {0.0, 2.0}
 
