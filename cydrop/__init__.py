@@ -6,8 +6,13 @@ Cython + OpenMP kernels under a NumPy-style API. Masks are a pure function of
 In cydrop's own API the argument is ``rate``, the probability of DROPPING an element. The one
 exception is :func:`dropout_forward`, a drop-in for CS231n, whose ``dropout_param['p']`` is the
 probability of KEEPING one.
+
+``import cydrop`` loads the op layer only. The NumPy test oracles are :mod:`cydrop.testing`
+(``import cydrop.reference`` still works), the trainer is :mod:`cydrop.nn`, and the PyTorch and
+dask adapters are :mod:`cydrop.interop` (``import cydrop.torch`` / ``import cydrop.dask``).
 """
 
+import importlib as _importlib
 import os as _os
 
 
@@ -42,11 +47,12 @@ def _load_openmp_runtime():
 
 _load_openmp_runtime()
 
-from cydrop._core import DropoutCache, dropout, dropout_backward, dropout_forward, dropout_mask
+from cydrop._core import DropoutCache, dropout, dropout_backward, dropout_mask
+from cydrop._cs231n import dropout_forward
 from cydrop._kernels import current_isa
 from cydrop._openmp import effective_n_threads, openmp_enabled
 from cydrop._seeds import SeedStream
-from cydrop import fused, reference, variants
+from cydrop import fused, variants      # documented as cydrop.fused.* and cydrop.variants.*
 
 __version__ = "0.1.0"
 
@@ -71,4 +77,12 @@ def __getattr__(name):
                       "instruction set is an 'isa'; 'variant' names dropout variants)",
                       DeprecationWarning, stacklevel=2)
         return current_isa
+    if name == "reference":
+        # bound by `import cydrop` in 0.1; the oracles now load only when imported
+        import warnings
+        warnings.warn("cydrop.reference without `import cydrop.reference` is deprecated: "
+                      "`import cydrop` no longer loads the NumPy oracles; import "
+                      "cydrop.reference (or cydrop.testing.reference) explicitly",
+                      DeprecationWarning, stacklevel=2)
+        return _importlib.import_module("cydrop.reference")
     raise AttributeError(f"module 'cydrop' has no attribute {name!r}")

@@ -1,92 +1,20 @@
 """cydrop's dropout API: validation and allocation here, then the kernels with the GIL released.
 
-Two faces over one implementation:
-
-* :func:`dropout` / :func:`dropout_backward` speak of ``rate``, the probability of DROPPING an
-  element (PyTorch's and Keras's meaning).
-* :func:`dropout_forward` / :func:`dropout_backward` are a drop-in for CS231n assignment 2, where
-  ``dropout_param['p']`` is the probability of KEEPING an element. It is converted to ``rate``
-  once, here, and never stored under the name ``p`` again.
-
-:func:`dropout_forward` is also the one place of the core that reads NumPy's global random state:
-an unseeded train-mode call draws its seed from it (see docs/courses.md, "Randomness at the
-course boundary"); :func:`dropout` never does.
+:func:`dropout` / :func:`dropout_backward` speak of ``rate``, the probability of DROPPING an
+element (PyTorch's and Keras's meaning). Valid common calls are recognised and run in C
+(``_kernels.fast_forward`` / ``fast_backward``); every other call takes the op path of
+:mod:`cydrop._common`. The CS231n form, whose ``p`` is a KEEP probability, is
+:mod:`cydrop._cs231n`.
 """
 
 import numpy as np
 
-from cydrop import _kernels, _validation
-from cydrop._kernels import DropoutCache, make_cache, with_dropout_param
+from cydrop import _cache, _common, _contract, _kernels, _validation
+from cydrop._kernels import DropoutCache, make_cache
 from cydrop._openmp import effective_n_threads
 from cydrop._seeds import resolve_seed
 
-__all__ = ["DropoutCache", "dropout", "dropout_backward", "dropout_forward", "dropout_mask"]
-
-_CS231N_KEYS = ("mode", "p", "seed", "offset", "mask", "n_threads")
-_CS231N_MODES = ("train", "test")
-
-
-def _flat(a):
-    """A 1-D view of a C-contiguous array (any shape, 0-d included)."""
-    return a.reshape(-1)
-
-
-def _prepare_output(x, out, inplace, x_name, out_name, reads=()):
-    """Decide where the result goes. Returns (src, dst, writeback).
-
-    ``src`` is an aligned C-contiguous array holding ``x``'s values, ``dst`` the aligned
-    C-contiguous array the kernel writes, ``writeback`` the array to copy ``dst`` into afterwards
-    (a non-contiguous or unaligned target) or None. ``out`` must not overlap ``x`` (unless it is
-    ``x``) nor ``reads``, the other buffers the call reads: (name, array or None) pairs.
-    """
-    if inplace:
-        if out is not None and not isinstance(out, np.ndarray):
-            raise TypeError(f"{out_name} must be a numpy.ndarray, got {type(out).__name__}")
-        if not isinstance(x, np.ndarray) or not x.flags.writeable:
-            raise ValueError(f"inplace=True needs {x_name} to be a writable numpy.ndarray; "
-                             f"{x_name} is read-only" if isinstance(x, np.ndarray) else
-                             f"inplace=True needs {x_name} to be a writable numpy.ndarray, "
-                             f"got {type(x).__name__}")
-        if out is not None and not _validation.same_buffer(out, x):
-            raise ValueError(f"inplace=True writes into {x_name}; {out_name} must be None or "
-                             f"{x_name} itself")
-        _validation.check_no_overlap(x, reads, x_name)
-        src = _validation.aligned_contiguous(x)
-        return src, src, (None if src is x else x)
-    src = _validation.aligned_contiguous(x)
-    if out is None:
-        return src, np.empty(x.shape, dtype=x.dtype), None
-    _validation.check_out(out, x, out_name)
-    _validation.check_no_overlap(out, reads, out_name)
-    if out.flags.aligned:
-        return src, out, None
-    return src, np.empty(x.shape, dtype=x.dtype), out
-
-
-def _check_inplace_target(given, converted, name, out=None):
-    """inplace=True must write into the caller's array: refuse when conversion made a copy
-    (a list, or an ndarray of non-native byte order), which would leave ``given`` untouched.
-    An ndarray subclass is written through its base-class view. ``out``, if given, must be
-    ``given`` itself (the call returns ``given``, so another view would not be returned as is)."""
-    if out is not None and out is not given:
-        raise ValueError(f"inplace=True writes into {name} and returns it; out must be None or "
-                         f"{name} itself, got another {type(out).__name__}")
-    if converted is not given and not (isinstance(given, np.ndarray)
-                                       and _validation.same_buffer(converted, given)):
-        what = (f"an ndarray of dtype {given.dtype.str!r} (non-native byte order)"
-                if isinstance(given, np.ndarray) else type(given).__name__)
-        raise ValueError(f"inplace=True needs {name} to be a writable numpy.ndarray of native "
-                         f"byte order, got {what}")
-
-
-def _identity(x, out, inplace):
-    """The identity call's result: ``x`` for an in-place call (the caller's array, as passed),
-    else ``out`` (filled with ``x`` unless it is ``x``'s memory) when given, as is, else ``x``."""
-    if out is None or inplace:
-        return x
-    if not _validation.same_buffer(out, x):
-        np.copyto(out, x)
-    return out
+__all__ = ["DropoutCache", "dropout", "dropout_backward", "dropout_mask"]
 
 
 def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplace=False,
@@ -179,7 +107,7 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     training = _validation.check_bool(training, "training")
     inplace = _validation.check_bool(inplace, "inplace")
     if inplace:
-        _check_inplace_target(x_in, x, "x", out)
+        _common.check_inplace_target(x_in, x, "x", out)
     mask = _validation.check_mask_mode(mask)
     seed = None if seed is None else _validation.check_uint64(seed, "seed")
     offset = _validation.check_offset(offset, x.size)
@@ -188,17 +116,17 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
         _validation.check_mask_out(mask_out, mask, x, [("x", x_in), ("x", x), ("out", out)])
     if not training or rate == 0.0:
         if inplace:
-            _prepare_output(x, out, inplace, "x", "out")   # same checks as a real call
+            _common.prepare_output(x, out, inplace, "x", "out")   # same checks as a real call
         elif out is not None:
             _validation.check_out(out, x)
-        result = _identity(x_in if inplace else x, out, inplace)
-        return result, make_cache(0.0, None, None, 65536, 1.0, x.shape, x.dtype, "identity",
-                                  None)
+        result = _common.identity_result(x_in if inplace else x, out, inplace)
+        return result, make_cache(0.0, None, None, _contract.THRESHOLD_ONE, 1.0, x.shape, x.dtype,
+                                  "identity", None)
     original = ([("x", x_in)] if isinstance(x_in, np.ndarray) and x_in is not x and not inplace
                 else [])
-    src, dst, writeback = _prepare_output(x, out, inplace, "x", "out", original)
+    src, dst, writeback = _common.prepare_output(x, out, inplace, "x", "out", original)
     seed = resolve_seed(seed)
-    thr, scale = _kernels.threshold_and_scale(rate)
+    thr, scale = _contract.threshold_and_scale(rate)
     bits = bytes_ = stored = None
     if mask == "bits":
         bits = np.empty((x.size + 7) // 8, dtype=np.uint8) if mask_out is None else mask_out
@@ -206,10 +134,9 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     elif mask == "bytes":
         bytes_ = np.empty(x.size, dtype=np.uint8) if mask_out is None else mask_out.reshape(-1)
         stored = bytes_.reshape(x.shape)
-    _kernels.forward(_flat(src), _flat(dst), seed, offset, thr, scale, bits, bytes_, threads)
-    if writeback is not None:
-        np.copyto(writeback, dst)
-        dst = writeback
+    _kernels.forward(_common.flat(src), _common.flat(dst), seed, offset, thr, scale, bits,
+                     bytes_, threads)
+    dst = _common.finish(dst, writeback)
     if stored is not None:
         stored.flags.writeable = False
     # in place: the caller's x, as passed; out=: returned as is
@@ -250,50 +177,39 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
         done = _kernels.fast_backward(dout, cache, dout if inplace is True else out, n_threads)
         if done is not None:
             return done
-    if not isinstance(cache, DropoutCache):
-        raise TypeError(
-            f"cache must be the DropoutCache returned by cydrop.dropout or "
-            f"cydrop.dropout_forward, got {type(cache).__name__}")
+    st = _cache.check_cache(cache, (DropoutCache,), "cydrop.dropout or cydrop.dropout_forward")
     dout_in = dout
-    dout = _validation.as_float_array(dout, "dout")
-    if dout.shape != cache.shape:
-        raise ValueError(
-            f"dout must have the forward input's shape {cache.shape}, got {dout.shape}")
-    if dout.dtype != cache.dtype:
-        raise TypeError(
-            f"dout must have the forward input's dtype {cache.dtype}, got {dout.dtype}")
+    dout = _validation.check_dout(dout, st.shape, st.dtype)
     inplace = _validation.check_bool(inplace, "inplace")
     if inplace:
-        _check_inplace_target(dout_in, dout, "dout", out)
+        _common.check_inplace_target(dout_in, dout, "dout", out)
     threads = effective_n_threads(n_threads)
-    if cache.mask_mode == "identity":
+    if st.kind == "identity":
         if inplace:
-            _prepare_output(dout, out, inplace, "dout", "out")
+            _common.prepare_output(dout, out, inplace, "dout", "out")
         elif out is not None:
             _validation.check_out(out, dout)
-        return _identity(dout_in if inplace else dout, out, inplace)
-    stored = cache.stored_mask if cache.mask_mode in ("bits", "bytes") else None
+        return _common.identity_result(dout_in if inplace else dout, out, inplace)
+    stored = st.stored if st.kind in ("bits", "bytes") else None
     reads = [("the cache's stored mask", stored)]
     if isinstance(dout_in, np.ndarray) and dout_in is not dout and not inplace:
         reads.append(("dout", dout_in))
-    src, dst, writeback = _prepare_output(dout, out, inplace, "dout", "out", reads)
-    if cache.mask_mode == "recompute":
-        _kernels.forward(_flat(src), _flat(dst), cache.seed, cache.offset, cache.threshold,
-                         cache.scale, None, None, threads)
+    src, dst, writeback = _common.prepare_output(dout, out, inplace, "dout", "out", reads)
+    if st.kind == "recompute":
+        _kernels.forward(_common.flat(src), _common.flat(dst), st.seed, st.offset, st.thr,
+                         st.scale, None, None, threads)
     else:
-        mask = cache.stored_mask
-        need = (dout.size + 7) // 8 if cache.mask_mode == "bits" else dout.size
+        mask = st.stored
+        need = (dout.size + 7) // 8 if st.kind == "bits" else dout.size
         if (not isinstance(mask, np.ndarray) or mask.dtype != np.uint8
                 or not mask.flags.c_contiguous or mask.size != need):
             raise ValueError(
-                f"cache's stored {cache.mask_mode} mask was changed after the forward call: "
-                f"a {cache.shape} mask needs {need} contiguous uint8 bytes, got "
+                f"cache's stored {st.kind} mask was changed after the forward call: "
+                f"a {st.shape} mask needs {need} contiguous uint8 bytes, got "
                 f"{getattr(mask, 'size', None)} of dtype {getattr(mask, 'dtype', None)}")
-        _kernels.backward(_flat(src), _flat(dst), _flat(mask),
-                          cache.mask_mode == "bits", cache.scale, threads)
-    if writeback is not None:
-        np.copyto(writeback, dst)
-        dst = writeback
+        _kernels.backward(_common.flat(src), _common.flat(dst), _common.flat(mask),
+                          st.kind == "bits", st.scale, threads)
+    dst = _common.finish(dst, writeback)
     return dout_in if inplace else (dst if out is None else out)  # out= is returned as is
 
 
@@ -328,98 +244,7 @@ def dropout_mask(shape, rate=0.5, *, seed, offset=0, n_threads=None):
     size = int(np.prod(shape, dtype=object))
     offset = _validation.check_offset(offset, size)
     threads = effective_n_threads(n_threads)
-    thr, _ = _kernels.threshold_and_scale(rate)
+    thr, _ = _contract.threshold_and_scale(rate)
     out = np.empty(size, dtype=np.uint8)
     _kernels.mask(size, seed, offset, thr, None, out, threads)
     return out.reshape(shape)
-
-
-def _split_cs231n_param(dropout_param):
-    if not isinstance(dropout_param, dict):
-        raise TypeError(f"dropout_param must be a dict, got {type(dropout_param).__name__}")
-    unknown = sorted(set(dropout_param) - set(_CS231N_KEYS), key=str)
-    if unknown:
-        raise ValueError(f"dropout_param has unknown keys {unknown}; allowed keys are "
-                         f"{list(_CS231N_KEYS)}")
-    if "mode" not in dropout_param:
-        raise ValueError("dropout_param must have a 'mode' key, 'train' or 'test'")
-    mode = dropout_param["mode"]
-    if not isinstance(mode, str) or mode not in _CS231N_MODES:
-        raise ValueError(f"Invalid forward dropout mode {mode!r}; dropout_param['mode'] must "
-                         f"be 'train' or 'test'")
-    if mode == "train" and "p" not in dropout_param:
-        raise ValueError("dropout_param must have a 'p' key (the KEEP probability) in "
-                         "train mode")
-    keep = (_validation.check_probability(dropout_param["p"], "dropout_param['p']")
-            if "p" in dropout_param else 1.0)
-    return mode, keep
-
-
-def seed_from_numpy_global():
-    """One 64-bit cydrop seed drawn from NumPy's global ``RandomState`` (``np.random``).
-
-    The course boundary (:func:`dropout_forward` and :mod:`cydrop.compat`) uses this for calls
-    without a seed, so ``np.random.seed(s)`` makes a course's run repeat. Exactly one draw
-    (``np.random.randint`` over all of uint64); the global state is advanced, never reseeded.
-
-    Returns
-    -------
-    seed : int
-        ``0 <= seed < 2**64``.
-    """
-    return int(np.random.randint(0, 2**64, dtype=np.uint64))
-
-
-def dropout_forward(x, dropout_param):
-    """Forward pass for inverted dropout, in the form of CS231n assignment 2.
-
-    Parameters
-    ----------
-    x : ndarray of float32 or float64, any shape
-    dropout_param : dict
-        - ``'mode'``: ``'train'`` or ``'test'``. In test mode ``x`` is returned unchanged.
-        - ``'p'``: the probability of KEEPING each neuron output (required in train mode).
-        - ``'seed'`` (optional): fixes the mask; the same seed gives the same mask, which the
-          assignment's numerical gradient check relies on. Without it (or with None), a
-          train-mode call draws its seed from NumPy's global random state, one draw, as the
-          assignment's ``np.random.rand`` mask does, so ``np.random.seed`` makes runs repeat.
-          Unlike the assignment, a given seed never reseeds NumPy's global state.
-        - cydrop extensions (optional): ``'offset'``, ``'mask'`` and ``'n_threads'`` as in
-          :func:`dropout`.
-
-    Returns
-    -------
-    out : ndarray, same shape and dtype as ``x``
-    cache : DropoutCache
-        For :func:`dropout_backward`. It unpacks as the assignment's cache does:
-        ``dropout_param, mask = cache`` gives this very ``dropout_param`` and the mask (0 or
-        ``1 / keep``, ``x``'s shape and dtype; None in test mode), built only when unpacked.
-
-    Raises
-    ------
-    TypeError, ValueError
-        Unknown keys or modes, ``p`` outside [0, 1], and everything :func:`dropout` rejects.
-
-    Notes
-    -----
-    Here, and only here, ``p`` is a KEEP probability, because that is the assignment's contract.
-    It is converted once into cydrop's drop ``rate = 1 - p``.
-
-    Examples
-    --------
-    >>> import numpy as np, cydrop
-    >>> x = np.random.default_rng(231).standard_normal((500, 500)) + 10
-    >>> out, cache = cydrop.dropout_forward(x, {'mode': 'train', 'p': 0.7, 'seed': 1})
-    >>> bool(abs(out.mean() - 10) < 0.05), bool(abs((out == 0).mean() - 0.3) < 0.005)
-    (True, True)
-    """
-    mode, keep = _split_cs231n_param(dropout_param)
-    seed = dropout_param.get("seed")
-    if seed is None and mode == "train":
-        x = _validation.as_float_array(x, "x")      # refuse bad input before drawing
-        seed = seed_from_numpy_global()
-    out, cache = dropout(x, 1.0 - keep, training=(mode == "train"), seed=seed,
-                         offset=dropout_param.get("offset", 0),
-                         mask=dropout_param.get("mask", "recompute"),
-                         n_threads=dropout_param.get("n_threads"))
-    return out, with_dropout_param(cache, dropout_param)

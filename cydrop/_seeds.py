@@ -9,7 +9,7 @@ import secrets
 import threading
 
 from cydrop import _validation
-from cydrop._kernels import BLOCK
+from cydrop._contract import BLOCK, INDEX_LIMIT
 
 __all__ = ["SeedStream", "fresh_seed"]
 
@@ -100,7 +100,7 @@ class SeedStream:
         step = -(-size // BLOCK) * BLOCK
         with self._lock:
             offset = self._offset
-            if offset + size > _validation.UINT64_MAX + 1:
+            if offset + size > INDEX_LIMIT:
                 raise OverflowError(
                     f"SeedStream(seed={self._seed}) has used all 2**64 indices; start a new "
                     f"stream with another seed")

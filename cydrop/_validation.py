@@ -1,4 +1,9 @@
-"""Checks at the Python boundary: every message names the argument, the rule and the value."""
+"""Checks at the Python boundary, in one place: every message names the argument, the rule and
+the value.
+
+Every op, cache validator, layer and adapter of cydrop validates through these functions; the
+64-bit bounds come from :mod:`cydrop._contract`.
+"""
 
 import math
 import numbers
@@ -6,8 +11,9 @@ import operator
 
 import numpy as np
 
+from cydrop._contract import INDEX_LIMIT, UINT64_MAX
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-UINT64_MAX = 2**64 - 1
 MASK_MODES = ("recompute", "bits", "bytes")
 
 
@@ -63,10 +69,25 @@ def check_shape(shape, name="shape"):
 def check_offset(offset, size, name="offset"):
     """Return ``offset`` as an int such that ``offset + size <= 2**64``."""
     offset = check_uint64(offset, name)
-    if offset + size > UINT64_MAX + 1:
+    if offset + size > INDEX_LIMIT:
         raise ValueError(
             f"{name} + size must be <= 2**64 (element indices are 64-bit), got {name}={offset} "
             f"with size={size}")
+    return offset
+
+
+def check_offset_units(offset, size, per, name="offset"):
+    """``offset`` in units that each read ``per`` draws: needs ``per * (offset + size) <= 2**64``.
+
+    ``per == 1`` is :func:`check_offset`.
+    """
+    if per == 1:
+        return check_offset(offset, size, name)
+    offset = check_uint64(offset, name)
+    if per * (offset + size) > INDEX_LIMIT:
+        raise ValueError(
+            f"{name} + size must be <= 2**64 / {per} (this variant reads {per} draws per "
+            f"element), got {name}={offset} with size={size}")
     return offset
 
 
@@ -78,12 +99,20 @@ def check_mask_mode(mask):
 
 
 def check_float_dtype(dtype, name):
-    """Raise TypeError unless ``dtype`` is float32 or float64 (any byte order)."""
-    dtype = np.dtype(dtype)
+    """Return ``dtype`` as a NumPy dtype if it is float32 or float64 (any byte order), else raise
+    TypeError naming ``name`` (also for what ``np.dtype`` cannot read, None included)."""
+    given = dtype
+    try:
+        dtype = None if given is None else np.dtype(given)
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None:
+        raise TypeError(f"{name} must be float32 or float64, got {_short(given)}")
     if dtype.fields is not None or dtype.kind != "f" or dtype.itemsize not in (4, 8):
         hint = " (cast with .astype(np.float32) first)" if dtype == np.float16 else ""
         raise TypeError(
             f"{name} has dtype {dtype}; only float32 and float64 are supported{hint}")
+    return dtype
 
 
 def as_ndarray(x, name="x"):
@@ -206,6 +235,18 @@ def check_mask_out(mask_out, mask, x, others):
         if isinstance(other, np.ndarray) and bytes_overlap(mask_out, other):
             raise ValueError(f"mask_out overlaps {name}; pass a separate array")
     return mask_out
+
+
+def check_dout(dout, shape, dtype, name="dout", of="forward input"):
+    """``dout`` as a native float array of the forward call's ``shape`` and ``dtype``: a wrong
+    shape is a ValueError, a wrong dtype a TypeError, both naming ``name`` and what they must
+    match (``of``: "forward input" or "forward output")."""
+    dout = as_float_array(dout, name)
+    if dout.shape != tuple(shape):
+        raise ValueError(f"{name} must have the {of}'s shape {tuple(shape)}, got {dout.shape}")
+    if dout.dtype != dtype:
+        raise TypeError(f"{name} must have the {of}'s dtype {dtype}, got {dout.dtype}")
+    return dout
 
 
 def check_bool(value, name):

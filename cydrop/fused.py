@@ -9,90 +9,12 @@ no mask at all, because the output is positive exactly where a unit was both act
 
 import numpy as np
 
-from cydrop import _kernels, _validation
+from cydrop import _cache, _common, _contract, _kernels, _validation
+from cydrop._cache import FusedCache
 from cydrop._openmp import effective_n_threads
 from cydrop._seeds import resolve_seed
 
 __all__ = ["FusedCache", "bias_relu_dropout", "bias_relu_dropout_backward"]
-
-
-class FusedCache:
-    """What :func:`bias_relu_dropout_backward` needs: the forward output and its scale.
-
-    A plain Python object: it can be pickled (the state is validated again when it is loaded),
-    and the backward validates its whole state before the kernel sees it, so a cache rebuilt or
-    changed by hand is a ``TypeError``/``ValueError`` naming the field, never a crash or a
-    silently wrong gradient.
-
-    Attributes
-    ----------
-    out : ndarray, shape (rows, units)
-        The forward output (kept by reference, not copied: do not modify it before backward).
-    scale : float
-        The dropout scale (1.0 when nothing was dropped).
-    rate : float
-    seed, offset : int or None
-    """
-
-    __slots__ = ("out", "scale", "rate", "seed", "offset")
-
-    def __init__(self, out, scale, rate, seed, offset):
-        self.out, self.scale, self.rate, self.seed, self.offset = out, scale, rate, seed, offset
-
-    def __repr__(self):
-        shape = getattr(self.out, "shape", None)
-        dtype = getattr(self.out, "dtype", None)
-        return (f"FusedCache(rate={self.rate!r}, seed={self.seed!r}, offset={self.offset!r}, "
-                f"shape={shape}, dtype={dtype})")
-
-    def __reduce__(self):
-        # Rebuilt through _restore_fused_cache, which validates the state.
-        return (_restore_fused_cache, (self.out, self.scale, self.rate, self.seed, self.offset))
-
-
-def _restore_fused_cache(out, scale, rate, seed, offset):
-    """Unpickle a :class:`FusedCache`, refusing any state a forward call could not have made."""
-    cache = FusedCache(out, scale, rate, seed, offset)
-    a, scale, rate, seed, offset = _cache_state(cache)
-    return FusedCache(a, scale, rate, seed, offset)
-
-
-def _cache_state(cache):
-    """Validate a :class:`FusedCache` as strictly as a forward call validates its arguments.
-
-    Returns ``(out, scale, rate, seed, offset)`` with ``out`` an aligned C-contiguous float
-    array (a copy if the stored one is not) and the scalars normalised. Raises
-    TypeError/ValueError naming the field.
-    """
-    if not isinstance(cache, FusedCache):
-        raise TypeError(f"cache must be the FusedCache returned by bias_relu_dropout, got "
-                        f"{type(cache).__name__}")
-    a = cache.out
-    if type(a) is not np.ndarray:
-        raise TypeError(f"cache out must be a numpy.ndarray (the forward output), got "
-                        f"{type(a).__name__}")
-    _validation.check_native_float_dtype(a.dtype, "cache out's dtype")
-    if a.ndim != 2:
-        raise ValueError(f"cache out must be 2-D (rows, units), got shape {a.shape}")
-    a = _validation.aligned_contiguous(a)
-    rate = _validation.check_probability(cache.rate, "cache rate")
-    scale = _validation.check_real(cache.scale, "cache scale", low=0.0)
-    if cache.seed is None:
-        if rate != 0.0 or cache.offset is not None or scale != 1.0:
-            raise ValueError(f"a FusedCache without a seed (nothing dropped) must have rate=0, "
-                             f"offset=None and scale=1.0, got rate={rate!r}, "
-                             f"offset={_validation._short(cache.offset)}, scale={scale!r}")
-        return a, 1.0, 0.0, None, None
-    if rate == 0.0:
-        raise ValueError("a FusedCache with a seed needs 0 < rate <= 1 (a forward call at rate 0 "
-                         "keeps no seed), got cache rate=0.0")
-    seed = _validation.check_uint64(cache.seed, "cache seed")
-    offset = _validation.check_offset(cache.offset, a.size, "cache offset")
-    _, expected = _kernels.threshold_and_scale(rate)
-    if scale != expected:
-        raise ValueError(f"cache scale must follow from cache rate={rate!r} ({expected!r}), got "
-                         f"{scale!r}")
-    return a, scale, rate, seed, offset
 
 
 def _matrix(a, name):
@@ -102,20 +24,7 @@ def _matrix(a, name):
     return a
 
 
-def _destination(out, like, name, reads):
-    """Where the kernel writes: ``(dst, writeback)``, both plain ndarrays (``writeback`` None or
-    a view of ``out`` to copy ``dst`` into afterwards). ``out`` (if given) is validated like the
-    core's ``out=``: it may be ``like`` itself but must not otherwise overlap it, nor any of
-    ``reads``, the other buffers the call reads ((name, array) pairs). An unaligned ``out`` gets
-    an aligned temporary; an ndarray subclass is written through its base-class view."""
-    if out is None:
-        return np.empty(like.shape, dtype=like.dtype), None
-    _validation.check_out(out, like, name)
-    _validation.check_no_overlap(out, reads, name)
-    plain = out if type(out) is np.ndarray else out.view(np.ndarray)
-    if out.flags.aligned:
-        return plain, None
-    return np.empty(like.shape, dtype=like.dtype), plain
+_restore_fused_cache = _cache.restore_fused_v01     # pickles of cydrop 0.1
 
 
 def bias_relu_dropout(z, b, rate=0.5, *, training=True, seed=None, offset=0, out=None,
@@ -177,19 +86,17 @@ def bias_relu_dropout(z, b, rate=0.5, *, training=True, seed=None, offset=0, out
     offset = _validation.check_offset(offset, z.size)
     threads = effective_n_threads(n_threads)
     seed = None if seed is None else _validation.check_uint64(seed, "seed")
-    dst, writeback = _destination(out, z, "out", [("b", b)])
+    dst, writeback = _common.destination(out, z, "out", [("b", b)])
     zc = _validation.aligned_contiguous(z)
     bc = _validation.aligned_contiguous(b)
     if not training or rate == 0.0:
-        thr, scale, seed, offset = 65536, 1.0, None, None
+        thr, scale, seed, offset = _contract.THRESHOLD_ONE, 1.0, None, None
         _kernels.bias_relu_dropout(zc, bc, dst, 0, 0, thr, scale, threads)
     else:
         seed = resolve_seed(seed)
-        thr, scale = _kernels.threshold_and_scale(rate)
+        thr, scale = _contract.threshold_and_scale(rate)
         _kernels.bias_relu_dropout(zc, bc, dst, seed, offset, thr, scale, threads)
-    if writeback is not None:
-        np.copyto(writeback, dst)
-        dst = writeback
+    dst = _common.finish(dst, writeback)
     # The cache holds the plain-ndarray view of the result (out= may be a subclass, returned as
     # given): what its validation, and the kernel, expect.
     return (dst if out is None else out), FusedCache(
@@ -222,16 +129,13 @@ def bias_relu_dropout_backward(dout, cache, *, out=None):
         A cache of another type or in a state no forward call makes, a ``dout`` of the wrong
         shape or dtype, a bad ``out``.
     """
-    a, scale, _, _, _ = _cache_state(cache)
-    dout = _matrix(dout, "dout")
-    if dout.shape != a.shape:
-        raise ValueError(f"dout must have the forward output's shape {a.shape}, got {dout.shape}")
-    if dout.dtype != a.dtype:
-        raise TypeError(f"dout must have the forward output's dtype {a.dtype}, got {dout.dtype}")
-    dst, writeback = _destination(out, dout, "out",
-                                  [("the cache's forward output (cache.out)", cache.out)])
+    st = _cache.check_cache(cache, (FusedCache,), "cydrop.fused.bias_relu_dropout")
+    a = st.out
+    dout = _validation.check_dout(_matrix(dout, "dout"), a.shape, a.dtype, of="forward output")
+    dst, writeback = _common.destination(out, dout, "out",
+                                         [("the cache's forward output (cache.out)", cache.out)])
     db = np.empty(a.shape[1], dtype=a.dtype)
-    _kernels.bias_relu_dropout_backward(_validation.aligned_contiguous(dout), a, dst, db, scale)
-    if writeback is not None:
-        np.copyto(writeback, dst)
+    _kernels.bias_relu_dropout_backward(_validation.aligned_contiguous(dout), a, dst, db,
+                                        st.scale)
+    dst = _common.finish(dst, writeback)
     return (dst if out is None else out), db
