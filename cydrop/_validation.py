@@ -22,8 +22,13 @@ def _short(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def check_probability(value, name="rate"):
-    """Return ``value`` as a float in [0, 1], or raise naming ``name``."""
+def check_probability(value, name="rate", *, what=None):
+    """Return ``value`` as a float in [0, 1], or raise naming ``name``.
+
+    A bool, a string or any other non-real is a TypeError; NaN, a number outside [0, 1] or one
+    too large for a float (``10**400``) a ValueError. ``what`` (e.g. "dropout probability")
+    words the ValueError as PyTorch does: "{what} has to be between 0 and 1, but got ...".
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind == "f":
             value = value.item()
@@ -32,11 +37,14 @@ def check_probability(value, name="rate"):
                 f"{name} must be a real number with 0 <= {name} <= 1, got {_short(value)} "
                 f"of type {type(value).__name__}")
     try:
-        as_float = float(value)
+        shown = as_float = float(value)
     except OverflowError:       # 10**400, Fraction(10**400, 3): far outside [0, 1] anyway
-        raise ValueError(f"{name} must satisfy 0 <= {name} <= 1, got {_short(value)}") from None
+        as_float, shown = math.nan, _short(value)
     if math.isnan(as_float) or not 0.0 <= as_float <= 1.0:
-        raise ValueError(f"{name} must satisfy 0 <= {name} <= 1, got {as_float!r}")
+        if what is not None:
+            raise ValueError(f"{what} has to be between 0 and 1, but got {shown} ({name} must "
+                             f"satisfy 0 <= {name} <= 1)")
+        raise ValueError(f"{name} must satisfy 0 <= {name} <= 1, got {shown!s}")
     return as_float
 
 

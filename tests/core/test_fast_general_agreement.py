@@ -607,11 +607,10 @@ def _check_forward_result(scene, before, a, v, y, c):
         assert c.mask_mode == "identity", c.mask_mode
         ref_mask = np.ones(xa.shape, np.uint8)
     else:
-        keep = 1.0 - rate
-        expected = reference.dropout(v["xa_values"], keep, v["seed"], v["offset"])
-        ref_mask = reference.keep_mask(xa.size, keep, v["seed"], v["offset"]).reshape(
+        expected = reference.dropout(v["xa_values"], rate, v["seed"], v["offset"])
+        ref_mask = reference.keep_mask(xa.size, rate, v["seed"], v["offset"]).reshape(
             xa.shape).astype(np.uint8)
-        thr, scale = reference.threshold_and_scale(keep)
+        thr, scale = reference.threshold_and_scale(rate)
         assert (c.mask_mode, c.seed, c.offset, c.threshold, c.scale) == \
             (v["mode"], v["seed"], v["offset"], thr, float(scale)), repr(c)
     assert np.array_equal(uint_view(y), uint_view(expected)), \
@@ -845,7 +844,7 @@ def _check_backward_result(scene, before, a, v, dx):
     if fw["rate"] == 0.0:
         expected = v["da_values"]
     else:
-        expected = reference.dropout_backward(v["da_values"], 1.0 - fw["rate"], fw["seed"],
+        expected = reference.dropout_backward(v["da_values"], fw["rate"], fw["seed"],
                                               fw["offset"])
     assert np.array_equal(uint_view(dx), uint_view(expected)), \
         "backward: dx differs from the reference mask and scale applied to dout (as it was " \

@@ -477,11 +477,11 @@ def cases(draw):
 
 # ------------------------------------------------------------------ the check (in the child)
 
-def _expected_forward(xv, keep, seed, offset):
+def _expected_forward(xv, rate, seed, offset):
     """Reference output and mask for the forward input view ``xv``."""
     xn = np.ascontiguousarray(xv).astype(native(xv.dtype))
-    y = reference.dropout(xn, keep, seed, offset)
-    m = reference.keep_mask(xn.size, keep, seed, offset).reshape(xv.shape)
+    y = reference.dropout(xn, rate, seed, offset)
+    m = reference.keep_mask(xn.size, rate, seed, offset).reshape(xv.shape)
     return y, m
 
 
@@ -512,7 +512,6 @@ def run_differential_case(spec):
         param = {"mode": "train", "p": p, "seed": seed, "offset": offset, "mask": mode,
                  "n_threads": spec["n_threads"]}
         call = lambda: cydrop.dropout_forward(x, param)
-    keep = 1.0 - rate
     identity = rate == 0.0
 
     if spec["inplace"] and not x.dtype.isnative:
@@ -543,10 +542,10 @@ def run_differential_case(spec):
         used_seed = c.seed if seed is None else seed
         assert c.seed == used_seed and c.offset == offset, (c.seed, c.offset)
         assert isinstance(used_seed, int) and 0 <= used_seed < TWO64, used_seed
-        thr, scale = reference.threshold_and_scale(keep)
+        thr, scale = reference.threshold_and_scale(rate)
         assert c.threshold == thr and c.scale == float(scale), (c.threshold, c.scale, thr)
         assert c.rate == rate, (c.rate, rate)
-    ref_y, ref_m = _expected_forward(x_values.reshape(x.shape), keep, used_seed, offset)
+    ref_y, ref_m = _expected_forward(x_values.reshape(x.shape), rate, used_seed, offset)
 
     # --- the output
     assert y.shape == x.shape and y.dtype == dt, (y.shape, y.dtype)
@@ -615,7 +614,7 @@ def run_differential_case(spec):
     dx = bw()
     assert rng_state_equal(rng_before, np.random.get_state()), \
         "dropout_backward moved NumPy's global random state"
-    ref_dx = reference.dropout_backward(dout_values, keep, used_seed, offset)
+    ref_dx = reference.dropout_backward(dout_values, rate, used_seed, offset)
     assert dx.shape == x.shape and dx.dtype == dt, (dx.shape, dx.dtype)
     np.testing.assert_array_equal(uint_view(dx), uint_view(ref_dx),
                                   err_msg="backward differs from the reference mask and scale "

@@ -68,7 +68,7 @@ def test_forward_and_backward_equal_the_reference(data, dtype, rate, seed, mode)
     y, c = cydrop.dropout(x, rate, seed=seed, offset=offset, mask=mode)
     assert y.shape == x.shape and y.dtype == dtype
     np.testing.assert_array_equal(bits_of(x), bits_of(before))           # input untouched
-    expected = reference.dropout(np.ascontiguousarray(x), 1 - rate, seed, offset)
+    expected = reference.dropout(np.ascontiguousarray(x), rate, seed, offset)
     np.testing.assert_array_equal(bits_of(y), bits_of(expected))
     # backward is the forward's mask and scale applied to dout
     dout = np.random.default_rng(seed % 997).standard_normal(x.shape).astype(dtype)
@@ -77,10 +77,10 @@ def test_forward_and_backward_equal_the_reference(data, dtype, rate, seed, mode)
         assert dx is dout
     else:
         np.testing.assert_array_equal(
-            bits_of(dx), bits_of(reference.dropout_backward(dout, 1 - rate, seed, offset)))
+            bits_of(dx), bits_of(reference.dropout_backward(dout, rate, seed, offset)))
         keep = c.keep_mask().astype(bool)
         np.testing.assert_array_equal(
-            keep.reshape(-1), reference.keep_mask(x.size, 1 - rate, seed, offset))
+            keep.reshape(-1), reference.keep_mask(x.size, rate, seed, offset))
 
 
 @SETTINGS

@@ -152,8 +152,9 @@ def test_both_block_paths_are_used(monkeypatch):
         calls["dropout"] += 1
         return real_dropout(*args, **kwargs)
 
-    monkeypatch.setattr(cydrop, "dropout_mask", counting_mask)
-    monkeypatch.setattr(cydrop, "dropout", counting_dropout)
+    # the adapter calls the op layer's functions (cydrop._core), bound in its own namespace
+    monkeypatch.setattr(cd, "_dropout_mask", counting_mask)
+    monkeypatch.setattr(cd, "_dropout", counting_dropout)
     x = _x((64, 64), np.float64)
     expected, _ = real_dropout(x, 0.5, seed=3)
     gathered, _ = cd.dropout(da.from_array(x, chunks=(64, 32)), 0.5, seed=3)

@@ -274,11 +274,8 @@ def test_variant_caches_pickle_round_trip(kind, protocol):
 
 def _tamper_variant(cache, **changes):
     c = pickle.loads(pickle.dumps(cache))
-    aux = changes.pop("_aux", None)
     for k, v in changes.items():
         setattr(c, k, v)
-    if aux is not None:
-        c._aux.update(aux)
     return c
 
 
@@ -318,14 +315,17 @@ BAD_VARIANT_STATES = [
     ("dtype-big-endian", "alpha", dict(dtype=np.dtype(">f4")), TypeError, "cache dtype"),
     ("identity-with-seed", "identity", dict(seed=3), ValueError, "identity"),
     ("identity-with-rate", "identity", dict(rate=0.5), ValueError, "identity"),
-    ("dropconnect-x-shape", "dropconnect", dict(_aux={"x": np.ones((6, 2000), np.float32)}),
+    ("dropconnect-x-shape", "dropconnect", dict(x=np.ones((6, 2000), np.float32)),
      ValueError, "cache x"),
-    ("dropconnect-W-list", "dropconnect", dict(_aux={"W_eff": [[1.0]]}), TypeError,
-     "cache W_eff"),
-    ("dropconnect-W-rows", "dropconnect", dict(_aux={"W_eff": np.ones((3, 7), np.float32)}),
+    ("dropconnect-W-list", "dropconnect", dict(W_eff=[[1.0]]), TypeError, "cache W_eff"),
+    ("dropconnect-W-rows", "dropconnect", dict(W_eff=np.ones((3, 7), np.float32)),
      ValueError, "cache W_eff"),
-    ("dropconnect-W-dtype", "dropconnect", dict(_aux={"W_eff": np.ones((2000, 7))}),
-     TypeError, "cache W_eff"),
+    ("dropconnect-W-dtype", "dropconnect", dict(W_eff=np.ones((2000, 7))), TypeError,
+     "cache W_eff"),
+    ("alpha-with-x", "alpha", dict(x=np.ones((6, 50, 40), np.float32)), ValueError,
+     "stores no x"),
+    ("nd-with-W_eff", "nd", dict(W_eff=np.ones((3, 7), np.float32)), ValueError,
+     "stores no W_eff"),
     ("dropconnect-no-seed-rate", "dropconnect", dict(seed=None), ValueError, "without a seed"),
 ]
 
@@ -352,33 +352,63 @@ def test_bad_variant_cache_state_is_refused_by_backward_and_unpickling(name, kin
         pickle.loads(pickle.dumps(bad))
 
 
-def test_variant_cache_aux_must_be_a_dict_and_derived_fields_are_never_trusted():
+@pytest.mark.parametrize("kind, derived", [
+    ("gaussian", {"sigma": float("nan"), "scale": 1e30}),
+    ("alpha", {"a": -5.0, "thr": 0}),
+    ("nd", {"mstride": np.array([10**12], np.int64), "cshape": np.array([10**9], np.int64)}),
+])
+def test_variant_cache_has_typed_fields_and_derived_fields_are_never_trusted(kind, derived):
     # Before: backward read the kernel parameters (scale, mask strides, sigma, the alpha
-    # constants) from cache._aux: a NaN sigma gave a NaN gradient, silently.
-    x, out, cache = _variant_case("gaussian")
+    # constants) from a string-keyed cache._aux: a NaN sigma gave a NaN gradient, silently.
+    # Now a VariantCache has typed fields only; a derived parameter cannot even be stored, and
+    # backward derives every one from the validated rate and shapes.
+    _, out, cache = _variant_case(kind)
     dout = np.ones_like(out)
     ref = V.backward(dout, cache)
-    bad = _tamper_variant(cache, _aux={"sigma": float("nan"), "scale": 1e30})
+    bad = _tamper_variant(cache)
+    assert not hasattr(bad, "_aux") and not hasattr(bad, "__dict__")
+    for name, value in derived.items():
+        with pytest.raises(AttributeError):
+            setattr(bad, name, value)
     assert _same(V.backward(dout, bad), ref)
-    bad._aux = None
+
+
+def test_variant_caches_of_cydrop_0_1_unpickle_validated():
+    # A pickle of cydrop 0.1 names cydrop.variants._restore_variant_cache with DropConnect's
+    # arrays in a dict: it still loads, and through the same validation.
+    _, out, cache = _variant_case("dropconnect")
+    state = (cache.kind, cache.rate, cache.seed, cache.offset, cache.shape, cache.dtype,
+             cache.keep, {"x": cache.x, "W_eff": cache.W_eff})
+    c2 = V._restore_variant_cache(*state)
+    dout = np.ones_like(out)
+    assert _same(V.backward(dout, c2), V.backward(dout, cache))
     with pytest.raises(TypeError, match="cache _aux must be a dict"):
-        V.backward(dout, bad)
-    _, out, cache = _variant_case("alpha")
-    bad = _tamper_variant(cache, _aux={"a": -5.0, "thr": 0})
-    assert _same(V.backward(np.ones_like(out), bad), V.backward(np.ones_like(out), cache))
+        V._restore_variant_cache(*state[:-1], None)
+    with pytest.raises(TypeError, match="cache W_eff"):
+        V._restore_variant_cache(*state[:-1], {"x": cache.x, "W_eff": [[1.0]]})
 
 
 def test_tampered_mask_strides_never_crash():
     # Before: dropout_nd_backward passed cache._aux['mstride'] to the kernel, and a huge stride
-    # read far outside the mask: a segfault. Now the geometry is derived from the validated
-    # shapes, and the twin checks the strides against the mask's length anyway.
+    # read far outside the mask: a segfault. Now the cache cannot hold a geometry at all (it is
+    # derived from the validated shapes), a mask of another shape is refused, and the twin
+    # checks the strides against the mask's length anyway.
     got = _child_json("""
         import json, numpy as np
         import cydrop.variants as V
         x = np.ones((64, 1000), np.float32)
         y, c = V.dropout_nd(x, .5, seed=1, broadcast_axes=0)
-        c._aux["mstride"] = np.array([10**12], np.int64)
-        c._aux["cshape"] = np.array([10**9], np.int64)
+        for name, value in (("mstride", np.array([10**12], np.int64)),
+                            ("cshape", np.array([10**9], np.int64)),
+                            ("keep", np.ones((1, 10**6), np.uint8))):
+            try:
+                setattr(c, name, value)
+            except AttributeError:
+                pass
+        try:
+            V.backward(x, c)
+        except ValueError:          # a mask of another geometry is refused, never read
+            c.keep = V.dropout_nd(x, .5, seed=1, broadcast_axes=0)[1].keep
         print(json.dumps(bool((V.backward(x, c) == y).all())))
     """)
     assert got is True
@@ -830,6 +860,7 @@ def test_dask_any_int_n_threads_is_clamped_in_the_graph():
     pytest.importorskip("dask.array")
     got = _child_json("""
         import json, numpy as np, dask.array as da, cydrop, cydrop.dask as cd
+        from cydrop import _validation
         x = np.random.default_rng(0).standard_normal((300, 1000)).astype(np.float32)
         arr = da.from_array(x, chunks=(100, 500))
         ref, _ = cydrop.dropout(x, .5, seed=4)
@@ -840,7 +871,7 @@ def test_dask_any_int_n_threads_is_clamped_in_the_graph():
             res[str(k)] = [bool((y.compute(scheduler="threads") == ref).all()),
                            bool((d.compute(scheduler="synchronous") == cydrop.dropout_backward(
                                x, cydrop.dropout(x, .5, seed=4)[1])).all()),
-                           cd._check_threads(k)]
+                           _validation.check_n_threads(k)]
         print(json.dumps(res))
     """)
     for k, (fwd, bwd, passed) in got.items():
