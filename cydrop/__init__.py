@@ -78,11 +78,7 @@ def __getattr__(name):
                       DeprecationWarning, stacklevel=2)
         return current_isa
     if name == "reference":
-        # bound by `import cydrop` in 0.1; the oracles now load only when imported
-        import warnings
-        warnings.warn("cydrop.reference without `import cydrop.reference` is deprecated: "
-                      "`import cydrop` no longer loads the NumPy oracles; import "
-                      "cydrop.reference (or cydrop.testing.reference) explicitly",
-                      DeprecationWarning, stacklevel=2)
+        # bound by `import cydrop` in 0.1: now the oracle loads on first use (this attribute,
+        # `from cydrop import reference`, or `import cydrop.reference`), never with cydrop
         return _importlib.import_module("cydrop.reference")
     raise AttributeError(f"module 'cydrop' has no attribute {name!r}")

@@ -6,10 +6,13 @@ and :mod:`cydrop.variants` are their docstrings plus calls into here.
 import numpy as np
 
 from cydrop import _validation
+from cydrop import _variants as _v
+from cydrop._cache import VariantCache, check_cache
 from cydrop._openmp import effective_n_threads
 
-__all__ = ["check_inplace_target", "destination", "finish", "flat", "identity_result",
-           "op_args", "prepare_output"]
+__all__ = ["broadcast", "check_inplace_target", "destination", "elementwise", "finish", "flat",
+           "identity_result", "op_args", "prepare_output", "variant_backward_state",
+           "variant_identity"]
 
 
 def flat(a):
@@ -111,3 +114,29 @@ def identity_result(x, out, inplace):
     if not _validation.same_buffer(out, x):
         np.copyto(out, x)
     return out
+
+
+def elementwise(kernel, src, *args):
+    """``kernel(src, out, *args)`` over the flat elements of ``src`` (read through an aligned
+    C-contiguous array) into a new array of its shape and dtype, which is returned."""
+    out = np.empty(src.shape, dtype=src.dtype)
+    kernel(flat(_validation.aligned_contiguous(src)), flat(out), *args)
+    return out
+
+
+def broadcast(src, keep, cshape, mstride, scale, threads):
+    """The variants' broadcast kernel: ``src`` masked by the 0/1 ``keep`` (collapsed geometry
+    ``cshape``, ``mstride``) and scaled, into a new array."""
+    return elementwise(_v.bcast, src, flat(keep), cshape, mstride, scale, threads)
+
+
+def variant_identity(x):
+    """A variant's result when nothing is dropped: ``x`` itself and an 'identity' cache."""
+    return x, VariantCache("identity", 0.0, None, None, x.shape, x.dtype)
+
+
+def variant_backward_state(cache, fn, kinds, dout):
+    """A variant backward's cache state (validated, of one of ``kinds``) and its ``dout``
+    checked against it; ``fn`` names the forward call in messages."""
+    st = check_cache(cache, (VariantCache,), f"cydrop.variants.{fn}", kinds)
+    return st, _validation.check_dout(dout, st.shape, st.dtype, of="forward output")

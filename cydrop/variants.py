@@ -32,7 +32,9 @@ from cydrop import _cache, _contract, _validation
 from cydrop import _variant_params as _p
 from cydrop import _variants as _v
 from cydrop._cache import VariantCache
-from cydrop._common import op_args
+from cydrop._common import broadcast as _broadcast, elementwise as _elementwise, op_args
+from cydrop._common import variant_backward_state as _backward_state
+from cydrop._common import variant_identity as _identity
 from cydrop._openmp import effective_n_threads
 from cydrop._seeds import resolve_seed
 from cydrop._validation import aligned_contiguous as _contig
@@ -68,30 +70,11 @@ _MOVED_TO_NN = ("MCPrediction", "SequentialMC", "mc_predict", "mc_sample_seed")
 
 
 def __getattr__(name):
-    # Monte Carlo dropout moved to the trainer's package; the op layer never imports it.
+    # Monte Carlo dropout runs models: it moved to cydrop.nn (the op layer never imports it)
     if name in _MOVED_TO_NN:
-        raise AttributeError(f"cydrop.variants.{name} has moved to cydrop.nn.{name} (Monte Carlo "
-                             f"dropout runs models, so it lives with them): use "
-                             f"`from cydrop.nn import {name}`")
+        raise AttributeError(f"cydrop.variants.{name} has moved to cydrop.nn.{name} (module "
+                             f"cydrop.nn.mc): use `from cydrop.nn.mc import {name}`")
     raise AttributeError(f"module 'cydrop.variants' has no attribute {name!r}")
-
-
-def _identity(x):
-    return x, VariantCache("identity", 0.0, None, None, x.shape, x.dtype)
-
-
-def _backward_state(cache, fn, kinds, dout):
-    """The validated state of a variant cache, ``dout`` checked against it, and the threads."""
-    st = _cache.check_cache(cache, (VariantCache,), f"cydrop.variants.{fn}", kinds)
-    return st, _validation.check_dout(dout, st.shape, st.dtype, of="forward output")
-
-
-def _broadcast(src, keep, cshape, mstride, scale, threads):
-    """The broadcast kernel: ``src`` masked by ``keep`` (collapsed geometry) and scaled."""
-    out = np.empty(src.shape, dtype=src.dtype)
-    _v.bcast(_contig(src).reshape(-1), out.reshape(-1), keep.reshape(-1), cshape, mstride,
-             scale, threads)
-    return out
 
 
 def dropout_nd(x, rate=0.5, *, noise_shape=None, broadcast_axes=None, training=True, seed=None,
@@ -118,8 +101,7 @@ def dropout_nd(x, rate=0.5, *, noise_shape=None, broadcast_axes=None, training=T
     offset : int, default=0
         Global index of mask element 0.
     n_threads : int or None, default=None
-        Threads for the kernels (see :func:`cydrop.effective_n_threads`): any nonzero int,
-        capped at the usable cores. Never changes the result.
+        Threads (any nonzero int, capped at the usable cores); never changes the result.
 
     Returns
     -------
@@ -174,8 +156,7 @@ def dropout_nd_backward(dout, cache, *, n_threads=None):
     dout : ndarray of float32 or float64, the forward input's shape and dtype
     cache : VariantCache
     n_threads : int or None, default=None
-        Threads for the kernels (see :func:`cydrop.effective_n_threads`): any nonzero int,
-        capped at the usable cores. Never changes the result.
+        Threads (any nonzero int, capped at the usable cores); never changes the result.
 
     Returns
     -------
@@ -253,8 +234,7 @@ def dropconnect_forward(x, W, b, rate=0.5, *, training=True, seed=None, offset=0
         Weight ``W[d, m]`` is kept when ``draw(seed, offset + d * M + m) < round((1 - rate)
         65536)``: one mask for the whole batch (per-step, not per-sample).
     n_threads : int or None, default=None
-        Threads for the kernels (see :func:`cydrop.effective_n_threads`): any nonzero int,
-        capped at the usable cores. Never changes the result.
+        Threads (any nonzero int, capped at the usable cores); never changes the result.
 
     Returns
     -------
@@ -282,8 +262,7 @@ def dropconnect_forward(x, W, b, rate=0.5, *, training=True, seed=None, offset=0
                                         x=x, W_eff=W)
     seed = resolve_seed(seed)
     thr, scale = _contract.threshold_and_scale(rate)
-    W_eff = np.empty(W.shape, dtype=W.dtype)
-    _v.dropout(_contig(W).reshape(-1), W_eff.reshape(-1), seed, offset, thr, scale, threads)
+    W_eff = _elementwise(_v.dropout, W, seed, offset, thr, scale, threads)
     return x2 @ W_eff + b, VariantCache("dropconnect", rate, seed, offset, x.shape, x.dtype,
                                         x=x, W_eff=W_eff)
 
@@ -335,8 +314,7 @@ def exact_k_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_thread
         r n + n - 1`` (draws ``2 (offset + r n)`` onwards), so rows are independent and
         ``exact_k_dropout(x[a:b], offset=offset + a * n)`` equals rows ``a:b`` of the whole.
     n_threads : int or None, default=None
-        Threads for the kernels (see :func:`cydrop.effective_n_threads`): any nonzero int,
-        capped at the usable cores. Never changes the result.
+        Threads (any nonzero int, capped at the usable cores); never changes the result.
 
     Returns
     -------
@@ -404,8 +382,7 @@ def alpha_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_threads=
     offset : int, default=0
         Element ``i`` is kept when ``draw(seed, offset + i) < round((1 - rate) 65536)``.
     n_threads : int or None, default=None
-        Threads for the kernels (see :func:`cydrop.effective_n_threads`): any nonzero int,
-        capped at the usable cores. Never changes the result.
+        Threads (any nonzero int, capped at the usable cores); never changes the result.
 
     Returns
     -------
@@ -420,8 +397,7 @@ def alpha_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_threads=
         return _identity(x)
     seed = resolve_seed(seed)
     thr, a, b, c = _p.alpha_constants(rate)
-    out = np.empty(x.shape, dtype=x.dtype)
-    _v.alpha(_contig(x).reshape(-1), out.reshape(-1), seed, offset, thr, a, b, c, threads)
+    out = _elementwise(_v.alpha, x, seed, offset, thr, a, b, c, threads)
     return out, VariantCache("alpha", rate, seed, offset, x.shape, x.dtype)
 
 
@@ -431,10 +407,7 @@ def alpha_dropout_backward(dout, cache, *, n_threads=None):
     threads = effective_n_threads(n_threads)
     if st.kind == "identity":
         return dout
-    dx = np.empty(dout.shape, dtype=dout.dtype)
-    _v.dropout(_contig(dout).reshape(-1), dx.reshape(-1), st.seed, st.offset, st.thr, st.a,
-               threads)
-    return dx
+    return _elementwise(_v.dropout, dout, st.seed, st.offset, st.thr, st.a, threads)
 
 
 def gaussian_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_threads=None):
@@ -452,8 +425,7 @@ def gaussian_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_threa
         Element ``i`` reads the 64-bit word ``offset + i`` of the draw field (draws
         ``4 (offset + i) .. 4 (offset + i) + 3``); needs ``4 (offset + x.size) <= 2**64``.
     n_threads : int or None, default=None
-        Threads for the kernels (see :func:`cydrop.effective_n_threads`): any nonzero int,
-        capped at the usable cores. Never changes the result.
+        Threads (any nonzero int, capped at the usable cores); never changes the result.
 
     Returns
     -------
@@ -475,9 +447,7 @@ def gaussian_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_threa
     if not training or rate == 0.0:
         return _identity(x)
     seed = resolve_seed(seed)
-    out = np.empty(x.shape, dtype=x.dtype)
-    _v.gauss(_contig(x).reshape(-1), out.reshape(-1), seed, offset, _p.gaussian_sigma(rate),
-             threads)
+    out = _elementwise(_v.gauss, x, seed, offset, _p.gaussian_sigma(rate), threads)
     return out, VariantCache("gaussian", rate, seed, offset, x.shape, x.dtype)
 
 
@@ -487,15 +457,12 @@ def gaussian_dropout_backward(dout, cache, *, n_threads=None):
     threads = effective_n_threads(n_threads)
     if st.kind == "identity":
         return dout
-    dx = np.empty(dout.shape, dtype=dout.dtype)
-    _v.gauss(_contig(dout).reshape(-1), dx.reshape(-1), st.seed, st.offset, st.sigma, threads)
-    return dx
+    return _elementwise(_v.gauss, dout, st.seed, st.offset, st.sigma, threads)
 
 
 def gaussian_noise(shape, rate=0.5, *, seed, offset=0, dtype=np.float64, n_threads=None):
     """The factors ``eps`` :func:`gaussian_dropout` multiplies by, as an array of ``shape``."""
-    dtype = np.dtype(dtype)
-    _validation.check_float_dtype(dtype, "dtype")
+    dtype = _validation.check_float_dtype(dtype, "dtype")
     ones = np.ones(_validation.check_shape(shape), dtype=dtype)
     out, _ = gaussian_dropout(ones, rate, seed=seed, offset=offset, n_threads=n_threads)
     return out

@@ -46,7 +46,8 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 import cydrop
-from cydrop import _kernels, reference
+from cydrop import _kernels
+from cydrop.testing import reference
 
 from test_fuzz_differential import (  # noqa: F401  (worker is a fixture)
     BLOCK, HUGE_THREADS, SAFE_THREADS, THREADED_MIN, TWO64, _prod, _settings, build_layout,

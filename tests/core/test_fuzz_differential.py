@@ -39,7 +39,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import cydrop
-from cydrop import reference
+from cydrop.testing import reference
 
 from helpers import TESTS_DIR, python_env
 

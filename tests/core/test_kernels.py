@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import cydrop
-from cydrop import _kernels, reference
+from cydrop import _kernels
+from cydrop.testing import reference
 
 from helpers import bits_of
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cydrop
-from cydrop import reference
+from cydrop.testing import reference
 
 from helpers import bits_of
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import cydrop
-from cydrop import reference
+from cydrop.testing import reference
 
 from helpers import bits_of
 

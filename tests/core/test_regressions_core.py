@@ -16,7 +16,8 @@ import pytest
 from numpy.lib.stride_tricks import as_strided
 
 import cydrop
-from cydrop import _kernels, _openmp, reference
+from cydrop import _kernels, _openmp
+from cydrop.testing import reference
 from helpers import bits_of, run_python
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
