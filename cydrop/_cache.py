@@ -240,7 +240,8 @@ class FusedCache(Cache):
         what = f"a FusedCache {'with' if random else 'without'} a seed"
         seed, offset = check_randomness(what, rate, self.seed, self.offset, a.size,
                                         random=random)
-        thr, expected = _contract.threshold_and_scale(rate) if random else (65536, 1.0)
+        thr, expected = (_contract.threshold_and_scale(rate) if random
+                         else (_contract.THRESHOLD_ONE, 1.0))
         if scale != expected:
             raise ValueError(f"cache scale must follow from cache rate={rate!r} ({expected!r}), "
                              f"got {scale!r}")

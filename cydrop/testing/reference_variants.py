@@ -175,7 +175,7 @@ def alpha_constants(rate):
     thr, _ = _ref.threshold_and_scale(rate)
     if thr == 0:
         return 0, 0.0, 0.0, 0.0
-    q = thr / 65536.0
+    q = thr / float(_contract.THRESHOLD_ONE)
     a = (q + ALPHA_PRIME * ALPHA_PRIME * q * (1.0 - q)) ** -0.5
     b = -a * (1.0 - q) * ALPHA_PRIME
     return thr, a, b, a * ALPHA_PRIME + b

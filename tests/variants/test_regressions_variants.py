@@ -20,7 +20,7 @@ import cydrop
 import cydrop.nn as nn
 import cydrop.variants as V
 import cydrop.variants_layers as VL
-from cydrop import _kernels, _validation, _variants, fused
+from cydrop import _common, _kernels, _validation, _variants, fused
 from helpers import bits_of, python_env, run_python
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -617,6 +617,7 @@ def test_unaligned_arrays_reach_the_variant_kernels_aligned(kind, dtype, monkeyp
     dref = V.backward(np.ones(shape, dtype), cref)
     spy = _AlignmentSpy(_variants)
     monkeypatch.setattr(V, "_v", spy)
+    monkeypatch.setattr(_common, "_v", spy)      # the op path's shared kernel calls
     y, c = forward(x)
     assert (bits_of(y) == bits_of(ref)).all() and (bits_of(x) == bits_of(xa)).all()
     assert (bits_of(V.backward(_unaligned(shape, dtype, 1), c)) == bits_of(dref)).all()
