@@ -99,3 +99,34 @@ def test_cache_type_is_checked_before_its_state():
         fused.bias_relu_dropout_backward(_ones(), c)
     with pytest.raises(TypeError, match="cache must be the DropoutCache"):
         cydrop.dropout_backward(_ones(), c)
+
+
+@pytest.mark.parametrize("name", ["mc_predict", "mc_sample_seed", "MCPrediction",
+                                  "SequentialMC"])
+def test_mc_dropout_left_the_op_layer_with_a_pointer(name):
+    with pytest.raises(AttributeError, match=rf"moved to cydrop\.nn\.{name}"):
+        getattr(V, name)
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        V.nothing
+
+
+def test_restorers_of_cydrop_0_1_pickles_still_validate():
+    # pickles written by 0.1 name cydrop.fused._restore_fused_cache and
+    # cydrop.dask._restore_cache: they load through the same validation
+    x = _ones()
+    a, c = fused.bias_relu_dropout(x, np.zeros(50, np.float32), 0.4, seed=3)
+    c2 = fused._restore_fused_cache(c.out, c.scale, c.rate, c.seed, c.offset)
+    assert repr(c2) == repr(c)
+    with pytest.raises(ValueError, match="cache scale must follow"):
+        fused._restore_fused_cache(c.out, 3.0, c.rate, c.seed, c.offset)
+    cd = pytest.importorskip("cydrop.dask")
+    c3 = cd._restore_cache(0.5, 1, 0, (4, 4), np.dtype(np.float32), "recompute")
+    assert isinstance(c3, _cache.Cache) and c3.keep_mask().shape == (4, 4)
+    with pytest.raises(ValueError, match="cache seed"):
+        cd._restore_cache(0.5, -1, 0, (4, 4), np.dtype(np.float32), "recompute")
+
+
+def test_the_oracles_load_on_first_use_only():
+    import cydrop.reference
+    import cydrop.testing.reference as ref
+    assert cydrop.reference is ref and cydrop.reference.dropout is ref.dropout
