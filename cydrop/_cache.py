@@ -34,7 +34,6 @@ import numpy as np
 
 from cydrop import _contract, _kernels, _validation
 from cydrop import _variant_params as _p
-from cydrop import _variants as _v
 from cydrop._kernels import DropoutCache
 from cydrop._openmp import effective_n_threads
 

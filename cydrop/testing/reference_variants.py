@@ -20,7 +20,10 @@ import math
 import numpy as np
 
 from cydrop import _contract
-from cydrop._variant_params import ALPHA_PRIME
+# AlphaDropout's constants are scalar formulas, not kernel arithmetic: the twins use cydrop's
+# one definition (tests/variants/test_variants.py holds it to PyTorch's formula) and check
+# the kernels' arithmetic with them.
+from cydrop._variant_params import ALPHA_PRIME, alpha_constants
 from cydrop.testing import reference as _ref
 
 __all__ = [
@@ -162,23 +165,6 @@ def exact_k_dropout(x, rate, seed, offset=0):
     with np.errstate(over="ignore", invalid="ignore"):
         y = x * scale
     return np.where(keep, y, x.dtype.type(0.0)), keep
-
-
-def alpha_constants(rate):
-    """``(thr, a, b, c)`` of AlphaDropout at drop probability ``rate``.
-
-    With ``q = thr / 65536`` the realised keep probability (``thr = round((1 - rate) 65536)``):
-    ``a = (q + ALPHA_PRIME**2 q (1 - q))**-0.5``, ``b = -a (1 - q) ALPHA_PRIME``, and a dropped
-    unit becomes ``c = a ALPHA_PRIME + b`` (PyTorch's ``alpha_dropout`` with alpha' =
-    -1.7580993408473766). ``thr == 0`` gives ``a = b = c = 0`` (everything zeroed).
-    """
-    thr, _ = _ref.threshold_and_scale(rate)
-    if thr == 0:
-        return 0, 0.0, 0.0, 0.0
-    q = thr / float(_contract.THRESHOLD_ONE)
-    a = (q + ALPHA_PRIME * ALPHA_PRIME * q * (1.0 - q)) ** -0.5
-    b = -a * (1.0 - q) * ALPHA_PRIME
-    return thr, a, b, a * ALPHA_PRIME + b
 
 
 def alpha_dropout(x, rate, seed, offset=0):
