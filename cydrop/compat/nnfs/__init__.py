@@ -24,8 +24,8 @@ import cydrop as _cydrop
 from cydrop import _validation
 from cydrop._core import seed_from_numpy_global
 from cydrop.nn import functional as _F
-from cydrop.nn.layers import Dense as _Dense
-from cydrop.nn.optim import SGD as _SGD, Adam as _Adam, Optimizer as _Optimizer, _check_real
+from cydrop.nn.linear import Dense as _Dense
+from cydrop.nn.optim import SGD as _SGD, Adam as _Adam, Optimizer as _Optimizer
 
 __all__ = [
     "init", "Layer_Dense", "Layer_Dropout", "Activation_ReLU", "Activation_Softmax",
@@ -307,7 +307,7 @@ class Optimizer_Adagrad(_LayerOptimizer, _Optimizer):
 
     def __init__(self, learning_rate=1.0, decay=0.0, epsilon=1e-7):
         _Optimizer.__init__(self, learning_rate, decay)
-        self.epsilon = _check_real(epsilon, "epsilon", low_inclusive=False)
+        self.epsilon = _validation.check_real(epsilon, "epsilon", low=0.0, low_inclusive=False)
 
     def _update(self, key, w, dw):
         cache = self.state.setdefault(key, np.zeros_like(w))
@@ -321,8 +321,9 @@ class Optimizer_RMSprop(_LayerOptimizer, _Optimizer):
 
     def __init__(self, learning_rate=0.001, decay=0.0, epsilon=1e-7, rho=0.9):
         _Optimizer.__init__(self, learning_rate, decay)
-        self.epsilon = _check_real(epsilon, "epsilon", low_inclusive=False)
-        self.rho = _check_real(rho, "rho", high=1.0)
+        self.epsilon = _validation.check_real(epsilon, "epsilon", low=0.0, low_inclusive=False)
+        self.rho = _validation.check_real(rho, "rho", low=0.0, high=1.0,
+                                          high_inclusive=False)
 
     def _update(self, key, w, dw):
         cache = self.state.setdefault(key, np.zeros_like(w))
