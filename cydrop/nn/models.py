@@ -198,7 +198,7 @@ def mlp(input_dim, hidden_dims, num_classes, rates=0.0, *, init="he", weight_l1=
     hidden_dims = list(hidden_dims)
     if (isinstance(rates, (str, bytes)) or not hasattr(rates, "__iter__")
             or (isinstance(rates, np.ndarray) and rates.ndim == 0)):
-        rate = _validation.check_probability(rates, "rates")                       # one rate for every hidden layer
+        rate = _validation.check_probability(rates, "rate")                       # one rate for every hidden layer
         rates = [rate] * len(hidden_dims)
     else:
         rates = [_validation.check_probability(r, f"rates[{i}]") for i, r in enumerate(rates)]

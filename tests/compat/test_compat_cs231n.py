@@ -505,7 +505,7 @@ def test_solver_errors():
         Solver(_Linear(), _data(), update_rule="lbfgs")
     with pytest.raises(ValueError, match=r"batch_size must be a positive integer, got 0"):
         Solver(_Linear(), _data(), batch_size=0)
-    with pytest.raises(ValueError, match=r"lr_decay must be > 0, got -1"):
+    with pytest.raises(ValueError, match=r"lr_decay must satisfy 0.0 < lr_decay, got -1"):
         Solver(_Linear(), _data(), lr_decay=-1)
 
 
