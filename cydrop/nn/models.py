@@ -1,8 +1,8 @@
 """Models: CS231n's ``FullyConnectedNet`` and a :class:`Sequential` MLP builder.
 
-The network's forward and backward passes are written once, in
-``cydrop.compat.cs231n.classifiers.fc_net``; :class:`FullyConnectedNet` here subclasses it and
-changes only where weights and masks come from.
+The network's forward and backward passes are written once, in :mod:`cydrop.nn.fc_net`;
+:class:`FullyConnectedNet` here subclasses it and only decides where weights and masks come from
+(as the course's class in ``cydrop.compat.cs231n.classifiers.fc_net`` does in its own way).
 
 ``FullyConnectedNet`` keeps CS231n's contract, including its
 ``dropout_keep_ratio`` (a KEEP probability). That keep ratio is converted
@@ -17,12 +17,10 @@ import numpy as np
 from cydrop import _core, _validation
 from cydrop._seeds import SeedStream
 
-from cydrop.compat.cs231n.classifiers import fc_net as _fc_net
-from cydrop.compat.cs231n.classifiers.fc_net import FullyConnectedNet as _CourseNet
-
 from .activation import ReLU
 from .container import Sequential
 from .dropout import Dropout
+from .fc_net import FullyConnectedNetBase, check_keep_ratio
 from .linear import Dense
 from .module import child_seeds
 
@@ -49,12 +47,12 @@ def accuracy(scores_or_labels, y):
     return float(np.mean(pred == y)) if len(y) else 0.0
 
 
-class FullyConnectedNet(_CourseNet):
+class FullyConnectedNet(FullyConnectedNetBase):
     """Fully connected net with ReLU, optional normalisation and dropout, CS231n's API.
 
     Architecture: ``{affine - [batch/layer norm] - relu - [dropout]} x (L - 1) - affine -
-    softmax``. The network is the one of ``cydrop.compat.cs231n.classifiers.fc_net`` (this
-    class subclasses it); only the randomness differs: weights and masks come from ``seed``,
+    softmax``. The network is the one of :mod:`cydrop.nn.fc_net`, as in the course's class
+    (``cydrop.compat.cs231n.classifiers.fc_net``); only the randomness differs: weights and masks come from ``seed``,
     never from NumPy's global state, and every :meth:`loss` call draws a fresh mask.
 
     Parameters
@@ -111,7 +109,7 @@ class FullyConnectedNet(_CourseNet):
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1,
                  normalization=None, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None,
                  n_threads=None):
-        keep = _check_keep_ratio(dropout_keep_ratio)
+        keep = check_keep_ratio(dropout_keep_ratio)
         self.rate = _validation.check_probability(1.0 - keep, "rate")  # the one keep -> rate conversion
         self.n_threads = _validation.check_n_threads(n_threads)
         weight_seed, dropout_seed = child_seeds(seed, 2)
@@ -153,8 +151,6 @@ class FullyConnectedNet(_CourseNet):
                 bn_param["mode"] = mode
 
 
-_check_keep_ratio = _fc_net.check_keep_ratio
-_check_reg = _fc_net.check_reg
 
 
 def mlp(input_dim, hidden_dims, num_classes, rates=0.0, *, init="he", weight_l1=0.0, weight_l2=0.0,

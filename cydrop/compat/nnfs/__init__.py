@@ -20,8 +20,8 @@ import numbers
 
 import numpy as np
 
-import cydrop as _cydrop
 from cydrop import _validation
+from cydrop._core import dropout as _dropout, dropout_backward as _dropout_backward
 from cydrop._core import seed_from_numpy_global
 from cydrop.nn import functional as _F
 from cydrop.nn.linear import Dense as _Dense
@@ -173,7 +173,7 @@ class Layer_Dropout:
             self.output = inputs.copy()
             return
         x = _validation.as_float_array(inputs, "inputs")
-        out, self._cache = _cydrop.dropout(x, self._drop, seed=seed_from_numpy_global())
+        out, self._cache = _dropout(x, self._drop, seed=seed_from_numpy_global())
         self._mask = None
         self.output = out.copy() if out is x else out
 
@@ -183,7 +183,7 @@ class Layer_Dropout:
         d = np.asarray(dvalues)
         if (cache is not None and isinstance(dvalues, np.ndarray) and d.dtype == cache.dtype
                 and d.shape == cache.shape):
-            dx = _cydrop.dropout_backward(d, cache)
+            dx = _dropout_backward(d, cache)
             self.dinputs = d.copy() if dx is d else dx
         else:
             mask = self.binary_mask
