@@ -263,6 +263,11 @@ class BroadcastDropout(DropoutBase):
     n_threads : int or None, default=None
         Threads for the kernels: any nonzero int, capped at the usable cores.
 
+    Raises
+    ------
+    ValueError, TypeError
+        As :class:`DropoutBase`; a bad axis when the layer first sees an input.
+
     See Also
     --------
     cydrop.variants.dropout_nd
@@ -285,8 +290,8 @@ class BroadcastDropout(DropoutBase):
         return int(np.prod([s for d, s in enumerate(x.shape) if d not in axes], dtype=np.int64))
 
     def _apply(self, x, seed, offset, fixed_mask):
-        return variants.dropout_nd(x, self.rate, broadcast_axes=self._axes(x, fixed_mask), seed=seed,
-                            offset=offset, n_threads=self.n_threads)
+        return variants.dropout_nd(x, self.rate, broadcast_axes=self._axes(x, fixed_mask),
+                                   seed=seed, offset=offset, n_threads=self.n_threads)
 
     def extra_repr(self):
         return f"rate={self.rate:g}, broadcast_axes={self.broadcast_axes}"
@@ -296,6 +301,15 @@ class SpatialDropout(BroadcastDropout):
     """Channel dropout for (N, C, L), (N, C, H, W), (N, C, D, H, W): PyTorch's Dropout1d/2d/3d.
 
     One mask value per (sample, channel), shared over the spatial axes.
+
+    Parameters
+    ----------
+    rate, seed, n_threads
+        As :class:`DropoutBase`.
+
+    See Also
+    --------
+    cydrop.variants.spatial_dropout
     """
 
     def __init__(self, rate=0.5, *, seed=None, n_threads=None):
@@ -345,6 +359,11 @@ class LockedDropout(BroadcastDropout):
 class ExactKDropout(DropoutBase):
     """Drop exactly ``floor(rate * n + 0.5)`` of the ``n`` units of every row (last axis).
 
+    Parameters
+    ----------
+    rate, seed, n_threads
+        As :class:`DropoutBase`.
+
     See Also
     --------
     cydrop.variants.exact_k_dropout
@@ -355,11 +374,16 @@ class ExactKDropout(DropoutBase):
 
     def _apply(self, x, seed, offset, fixed_mask):
         return variants.exact_k_dropout(x, self.rate, seed=seed, offset=offset // 2,
-                                 n_threads=self.n_threads)
+                                        n_threads=self.n_threads)
 
 
 class AlphaDropout(DropoutBase):
     """AlphaDropout for SELU networks (keeps zero mean and unit variance), as PyTorch's.
+
+    Parameters
+    ----------
+    rate, seed, n_threads
+        As :class:`DropoutBase`.
 
     See Also
     --------
@@ -370,11 +394,17 @@ class AlphaDropout(DropoutBase):
         return x.size
 
     def _apply(self, x, seed, offset, fixed_mask):
-        return variants.alpha_dropout(x, self.rate, seed=seed, offset=offset, n_threads=self.n_threads)
+        return variants.alpha_dropout(x, self.rate, seed=seed, offset=offset,
+                                      n_threads=self.n_threads)
 
 
 class GaussianDropout(DropoutBase):
     """Multiplicative ``N(1, rate / (1 - rate))`` noise, as Keras's GaussianDropout.
+
+    Parameters
+    ----------
+    rate, seed, n_threads
+        As :class:`DropoutBase`.
 
     Raises
     ------
@@ -395,4 +425,4 @@ class GaussianDropout(DropoutBase):
 
     def _apply(self, x, seed, offset, fixed_mask):
         return variants.gaussian_dropout(x, self.rate, seed=seed, offset=offset // 4,
-                                  n_threads=self.n_threads)
+                                         n_threads=self.n_threads)

@@ -175,9 +175,11 @@ class FullyConnectedNetBase:
                 dout = self._dropout_backward(dout, c_drop)
             dout = F.relu_backward(dout, c_relu)
             if self.normalization == "batchnorm":
-                dout, grads[f"gamma{i}"], grads[f"beta{i}"] = normalization.batchnorm_backward(dout, c_norm)
+                dout, grads[f"gamma{i}"], grads[f"beta{i}"] = normalization.batchnorm_backward(
+                    dout, c_norm)
             elif self.normalization == "layernorm":
-                dout, grads[f"gamma{i}"], grads[f"beta{i}"] = normalization.layernorm_backward(dout, c_norm)
+                dout, grads[f"gamma{i}"], grads[f"beta{i}"] = normalization.layernorm_backward(
+                    dout, c_norm)
             dout, grads[f"W{i}"], grads[f"b{i}"] = F.affine_backward(dout, c_aff)
         if self.reg:
             for i in range(1, L + 1):

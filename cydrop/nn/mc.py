@@ -17,8 +17,9 @@ __all__ = ["MCPrediction", "SequentialMC", "mc_predict", "mc_sample_seed"]
 
 
 def mc_sample_seed(seed, sample):
-    """Return the seed of Monte Carlo sample ``sample``: ``mix64(mix64(seed + G) ^ ((sample + 1) G))``.
+    """Return the seed of Monte Carlo sample ``sample``.
 
+    ``mc_sample_seed(seed, sample) = mix64(mix64(seed + G) ^ ((sample + 1) G))`` with
     ``G = 0x9e3779b97f4a7c15``; ``mix64`` is splitmix64's finaliser (:mod:`cydrop._contract`).
     Each sample's masks are a pure function of (seed, sample index).
 
