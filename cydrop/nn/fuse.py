@@ -9,8 +9,9 @@ borrows the Dropout's mask stream through :meth:`cydrop.nn.Dropout.next_mask_see
 stream offsets are those of the unfused run, and the output is the same bit for bit.
 
 Which layers fuse is decided by the fusion protocol of :mod:`cydrop.nn.module`: a layer's class
-attribute ``fusion`` is ``'dense'``, ``'relu'`` or ``'dropout'``, and a subclass that overrides
-``forward`` or ``backward`` loses the role (it runs unfused) unless it declares one itself.
+attribute ``fusion`` is ``'dense'``, ``'relu'`` or ``'dropout'``, and a subclass that changes what
+its parent computes (overrides ``forward``, ``backward`` or their hooks) loses the role and runs
+unfused unless it declares one itself.
 :func:`fusion_plan` groups a list of layers into the steps :class:`cydrop.nn.Sequential` runs.
 """
 

@@ -10,14 +10,18 @@ Fusion protocol
 A layer class may declare ``fusion``, the role it plays in a fused run of
 :class:`cydrop.nn.Sequential` (see :mod:`cydrop.nn.fuse`): ``"dense"``, ``"relu"`` or
 ``"dropout"``; ``None`` (the default) never fuses. The role is inherited only by a subclass that
-keeps its parent's ``forward`` and ``backward``: a subclass that overrides either one runs on its
-own, unfused, unless its class body sets ``fusion`` again (and then it must compute what the
-fused kernel computes).
+keeps its parent's computation: a subclass that overrides ``forward``, ``backward`` or one of the
+hooks they run (``forward_unbiased``, ``_apply``, ``_draws``, ``_backward``) runs on its own,
+unfused, unless its class body sets ``fusion`` again (and then it must compute what the fused
+kernel computes).
 """
 
 import numpy as np
 
 __all__ = ["Module", "child_seeds"]
+
+# The methods that define what a layer computes: overriding one drops the inherited fusion role.
+_COMPUTATION = ("forward", "backward", "forward_unbiased", "_apply", "_draws", "_backward")
 
 
 def child_seeds(seed, n):
@@ -51,7 +55,7 @@ class Module:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         # a subclass that computes something else does not inherit its parent's fused role
-        overrides = "forward" in cls.__dict__ or "backward" in cls.__dict__
+        overrides = any(name in cls.__dict__ for name in _COMPUTATION)
         if overrides and "fusion" not in cls.__dict__:
             cls.fusion = None
 

@@ -114,6 +114,14 @@ class _ScaledReLU(ReLU):
 def test_fusion_roles_follow_forward_and_backward():
     assert (Dense.fusion, ReLU.fusion, Dropout.fusion) == ("dense", "relu", "dropout")
     assert _PlainDense.fusion == "dense" and _ScaledReLU.fusion is None
+
+    class OwnMask(Dropout):
+        def _apply(self, x, seed, offset, fixed_mask):      # another mask: must not fuse
+            return super()._apply(x, seed, offset, fixed_mask)
+
+    class Declared(OwnMask):
+        fusion = "dropout"                                   # declared again: fuses
+    assert OwnMask.fusion is None and Declared.fusion == "dropout"
     from cydrop.nn import DropConnectDense
     assert DropConnectDense.fusion is None
     X = np.random.default_rng(5).standard_normal((4, 3))
