@@ -10,8 +10,6 @@ once, in ``__init__``, to cydrop's ``rate = 1 - dropout_keep_ratio`` (a DROP
 probability); nothing else in the model speaks in keep terms.
 """
 
-import numbers
-
 import numpy as np
 
 from cydrop import _core, _validation

@@ -16,8 +16,6 @@ when read, and an unseeded forward pass draws its cydrop seed from NumPy's globa
 in the book's attribute names (one implementation).
 """
 
-import numbers
-
 import numpy as np
 
 from cydrop import _validation
