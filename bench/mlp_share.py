@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_mlp import DropoutTimer, build_model, synthetic_data, train_epoch  # noqa: E402
 
 import cydrop  # noqa: E402
-from cydrop.experiments import format_table  # noqa: E402
+from cydrop.apps.report import format_table  # noqa: E402
 from cydrop.nn import SGD  # noqa: E402
 
 

@@ -1,8 +1,8 @@
-"""``python -m cydrop``: see :mod:`cydrop.cli`."""
+"""``python -m cydrop``: see :mod:`cydrop.apps.cli`."""
 
 import sys
 
-from cydrop.cli import main
+from cydrop.apps.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,3 @@ course's global generator (NumPy's ``np.random`` for CS231n and nnfs, torch's fo
 one draw per call, never reseeding it; weights and minibatches come from ``np.random`` as in the
 course. cydrop's own API never reads global random state. See docs/courses.md.
 """
-
-# cydrop.nn's FullyConnectedNet subclasses cydrop.compat.cs231n's, and compat uses cydrop.nn's
-# functional core: initialise cydrop.nn first, whichever package is imported first.
-import cydrop.nn  # noqa: E402,F401

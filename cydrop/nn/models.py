@@ -1,8 +1,8 @@
 """Models: CS231n's ``FullyConnectedNet`` and a :class:`Sequential` MLP builder.
 
-The network's forward and backward passes are written once, in
-``cydrop.compat.cs231n.classifiers.fc_net``; :class:`FullyConnectedNet` here subclasses it and
-changes only where weights and masks come from.
+The network's forward and backward passes are written once, in :mod:`cydrop.nn.fc_net`;
+:class:`FullyConnectedNet` here subclasses it and only decides where weights and masks come from
+(as the course's class in ``cydrop.compat.cs231n.classifiers.fc_net`` does in its own way).
 
 ``FullyConnectedNet`` keeps CS231n's contract, including its
 ``dropout_keep_ratio`` (a KEEP probability). That keep ratio is converted
@@ -10,17 +10,17 @@ once, in ``__init__``, to cydrop's ``rate = 1 - dropout_keep_ratio`` (a DROP
 probability); nothing else in the model speaks in keep terms.
 """
 
-import numbers
-
 import numpy as np
 
-import cydrop as _cydrop
-from cydrop import _validation
+from cydrop import _core, _validation
+from cydrop._seeds import SeedStream
 
-from cydrop.compat.cs231n.classifiers import fc_net as _fc_net
-from cydrop.compat.cs231n.classifiers.fc_net import FullyConnectedNet as _CourseNet
-
-from .layers import Dense, Dropout, ReLU, Sequential, _check_rate, _child_seeds
+from .activation import ReLU
+from .container import Sequential
+from .dropout import Dropout
+from .fc_net import FullyConnectedNetBase, check_keep_ratio
+from .linear import Dense
+from .module import child_seeds
 
 __all__ = ["FullyConnectedNet", "mlp", "accuracy"]
 
@@ -45,12 +45,12 @@ def accuracy(scores_or_labels, y):
     return float(np.mean(pred == y)) if len(y) else 0.0
 
 
-class FullyConnectedNet(_CourseNet):
+class FullyConnectedNet(FullyConnectedNetBase):
     """Fully connected net with ReLU, optional normalisation and dropout, CS231n's API.
 
     Architecture: ``{affine - [batch/layer norm] - relu - [dropout]} x (L - 1) - affine -
-    softmax``. The network is the one of ``cydrop.compat.cs231n.classifiers.fc_net`` (this
-    class subclasses it); only the randomness differs: weights and masks come from ``seed``,
+    softmax``. The network is the one of :mod:`cydrop.nn.fc_net`, as in the course's class
+    (``cydrop.compat.cs231n.classifiers.fc_net``); only the randomness differs: weights and masks come from ``seed``,
     never from NumPy's global state, and every :meth:`loss` call draws a fresh mask.
 
     Parameters
@@ -107,10 +107,10 @@ class FullyConnectedNet(_CourseNet):
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1,
                  normalization=None, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None,
                  n_threads=None):
-        keep = _check_keep_ratio(dropout_keep_ratio)
-        self.rate = _check_rate(1.0 - keep)  # the one keep -> rate conversion
+        keep = check_keep_ratio(dropout_keep_ratio)
+        self.rate = _validation.check_probability(1.0 - keep, "rate")  # the one keep -> rate conversion
         self.n_threads = _validation.check_n_threads(n_threads)
-        weight_seed, dropout_seed = _child_seeds(seed, 2)
+        weight_seed, dropout_seed = child_seeds(seed, 2)
         rng = np.random.default_rng(weight_seed)
         self._setup(hidden_dims, input_dim, num_classes, keep, normalization, reg, weight_scale,
                     dtype, rng.standard_normal)
@@ -132,16 +132,16 @@ class FullyConnectedNet(_CourseNet):
         self : FullyConnectedNet
         """
         self._dropout_seed = seed
-        self._stream = _cydrop.SeedStream(seed)
+        self._stream = SeedStream(seed)
         return self
 
     def _dropout_forward(self, h):
         seed, offset = self._stream.next(h.size)
-        return _cydrop.dropout(h, self.rate, training=True, seed=seed, offset=offset,
+        return _core.dropout(h, self.rate, training=True, seed=seed, offset=offset,
                                n_threads=self.n_threads)
 
     def _dropout_backward(self, dout, cache):
-        return _cydrop.dropout_backward(dout, cache, n_threads=self.n_threads)
+        return _core.dropout_backward(dout, cache, n_threads=self.n_threads)
 
     def _set_mode(self, mode):
         if self.normalization == "batchnorm":
@@ -149,8 +149,6 @@ class FullyConnectedNet(_CourseNet):
                 bn_param["mode"] = mode
 
 
-_check_keep_ratio = _fc_net.check_keep_ratio
-_check_reg = _fc_net.check_reg
 
 
 def mlp(input_dim, hidden_dims, num_classes, rates=0.0, *, init="he", weight_l1=0.0, weight_l2=0.0,
@@ -166,7 +164,7 @@ def mlp(input_dim, hidden_dims, num_classes, rates=0.0, *, init="he", weight_l1=
         Drop probability after each hidden ReLU (one value for all, or one
         per hidden layer). A Dropout layer is added where the rate is > 0.
     init, weight_l1, weight_l2, bias_l1, bias_l2, dtype
-        Passed to every :class:`~cydrop.nn.layers.Dense`.
+        Passed to every :class:`~cydrop.nn.Dense`.
     seed : int or None, default=None
         Model seed; weight and mask seeds are derived from it with
         :class:`numpy.random.SeedSequence`.
@@ -194,16 +192,16 @@ def mlp(input_dim, hidden_dims, num_classes, rates=0.0, *, init="he", weight_l1=
     hidden_dims = list(hidden_dims)
     if (isinstance(rates, (str, bytes)) or not hasattr(rates, "__iter__")
             or (isinstance(rates, np.ndarray) and rates.ndim == 0)):
-        rate = _check_rate(rates)                       # one rate for every hidden layer
+        rate = _validation.check_probability(rates, "rate")                       # one rate for every hidden layer
         rates = [rate] * len(hidden_dims)
     else:
-        rates = [_check_rate(r, f"rates[{i}]") for i, r in enumerate(rates)]
+        rates = [_validation.check_probability(r, f"rates[{i}]") for i, r in enumerate(rates)]
     if len(rates) != len(hidden_dims):
         raise ValueError(
             f"rates must have one value per hidden layer ({len(hidden_dims)}), got {len(rates)}: {rates}"
         )
     dims = [input_dim, *hidden_dims, num_classes]
-    seeds = iter(_child_seeds(seed, 2 * len(dims)))
+    seeds = iter(child_seeds(seed, 2 * len(dims)))
     layers = []
     for i in range(len(dims) - 1):
         layers.append(Dense(dims[i], dims[i + 1], init=init, weight_l1=weight_l1, weight_l2=weight_l2,

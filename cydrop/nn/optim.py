@@ -15,34 +15,12 @@ Two forms are provided:
 Updates keep the parameters' dtype (float32 stays float32).
 """
 
-import numbers
-
 import numpy as np
+
+from cydrop import _validation
 
 __all__ = ["Optimizer", "SGD", "Adam", "make_optimizer", "OPTIMIZERS", "sgd", "sgd_momentum",
            "rmsprop", "adam"]
-
-
-def _check_real(value, name, *, low=0.0, low_inclusive=True, high=None, high_inclusive=False):
-    """``value`` as a float within the bounds, else a ValueError naming ``name`` and the value
-    (also for a number too large for a float, ``10**400``: never an OverflowError)."""
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
-    if ok:
-        ok = value >= low if low_inclusive else value > low
-    if ok and high is not None:
-        ok = value <= high if high_inclusive else value < high
-    if ok:
-        try:
-            as_float = float(value)
-        except OverflowError:
-            ok = False
-    if not ok:
-        lo = f"{low} <= " if low_inclusive else f"{low} < "
-        hi = "" if high is None else (f" <= {high}" if high_inclusive else f" < {high}")
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        raise ValueError(f"{name} must satisfy {lo}{name}{hi}, got {shown}")
-    return as_float
 
 
 class Optimizer:
@@ -67,8 +45,9 @@ class Optimizer:
     """
 
     def __init__(self, learning_rate, decay=0.0):
-        self.learning_rate = _check_real(learning_rate, "learning_rate", low_inclusive=False)
-        self.decay = _check_real(decay, "decay")
+        self.learning_rate = _validation.check_real(learning_rate, "learning_rate", low=0.0,
+                                                    low_inclusive=False)
+        self.decay = _validation.check_real(decay, "decay", low=0.0)
         self.current_learning_rate = self.learning_rate
         self.iterations = 0
         self.state = {}
@@ -142,7 +121,8 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=1.0, decay=0.0, momentum=0.0):
         super().__init__(learning_rate, decay)
-        self.momentum = _check_real(momentum, "momentum", high=1.0)
+        self.momentum = _validation.check_real(momentum, "momentum", low=0.0, high=1.0,
+                                               high_inclusive=False)
 
     def _update(self, key, w, dw):
         lr = self.current_learning_rate
@@ -184,9 +164,11 @@ class Adam(Optimizer):
 
     def __init__(self, learning_rate=0.001, decay=0.0, beta1=0.9, beta2=0.999, epsilon=1e-7):
         super().__init__(learning_rate, decay)
-        self.beta1 = _check_real(beta1, "beta1", high=1.0)
-        self.beta2 = _check_real(beta2, "beta2", high=1.0)
-        self.epsilon = _check_real(epsilon, "epsilon", low_inclusive=False)
+        self.beta1 = _validation.check_real(beta1, "beta1", low=0.0, high=1.0,
+                                            high_inclusive=False)
+        self.beta2 = _validation.check_real(beta2, "beta2", low=0.0, high=1.0,
+                                            high_inclusive=False)
+        self.epsilon = _validation.check_real(epsilon, "epsilon", low=0.0, low_inclusive=False)
 
     def _update(self, key, w, dw):
         st = self.state.get(key)

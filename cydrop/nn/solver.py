@@ -16,34 +16,21 @@ first iteration, checkpoints) as a subclass that only overrides the policy hooks
 
 import copy
 import math
-import numbers
 import sys
 
 import numpy as np
 
+from cydrop import _validation
+
 from .optim import Optimizer, make_optimizer
 
-__all__ = ["Solver", "parse_options"]
+__all__ = ["Solver", "parse_options", "COMMON_DEFAULTS"]
+
 
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def _positive_real(value, name):
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
-    try:
-        ok = ok and float(value) > 0     # 10**400 is a ValueError, not an OverflowError
-    except OverflowError:
-        ok = False
-    if not ok:
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        raise ValueError(f"{name} must be > 0, got {shown}")
-    return float(value)
 
 
 def _optional_count(value, name):
@@ -79,11 +66,14 @@ def parse_options(model, data, kwargs, defaults):
     for name in ("num_train_samples", "num_val_samples"):
         if name in opts:
             opts[name] = _optional_count(opts[name], name)
-    opts["lr_decay"] = _positive_real(opts["lr_decay"], "lr_decay")
+    opts["lr_decay"] = _validation.check_real(opts["lr_decay"], "lr_decay", low=0.0,
+                                               low_inclusive=False)
     return opts
 
 
-_DEFAULTS = {
+#: The options both solvers take, with their defaults (``cydrop.compat.cs231n.solver`` adds
+#: ``checkpoint_name``; :class:`Solver` adds its own below).
+COMMON_DEFAULTS = {
     "update_rule": "sgd",
     "optim_config": None,
     "lr_decay": 1.0,
@@ -91,10 +81,14 @@ _DEFAULTS = {
     "num_epochs": 10,
     "num_train_samples": 1000,
     "num_val_samples": None,
-    "eval_batch_size": 1000,
-    "seed": None,
     "print_every": 10,
     "verbose": True,
+}
+
+_DEFAULTS = {
+    **COMMON_DEFAULTS,
+    "eval_batch_size": 1000,
+    "seed": None,
     "progress": None,
     "stream": None,
 }

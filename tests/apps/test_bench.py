@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import cydrop
-from cydrop import _bench, _kernels
+from cydrop import _kernels
+from cydrop.apps import bench as _bench
 
 
 @pytest.mark.parametrize("n", [0, 1, 4095, 4096, 300_001])

@@ -1,4 +1,4 @@
-"""Tests of ``python -m cydrop`` (cydrop.cli) and the progress display."""
+"""Tests of ``python -m cydrop`` (cydrop.apps.cli) and the progress display."""
 
 import io
 import re
@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from cydrop import cli
+from cydrop.apps import cli
 from cydrop.nn import Progress
 
 from helpers import run_python
@@ -112,12 +112,12 @@ def test_plot_writes_png(tmp_path, capsys):
 
 def test_bench_forwards_argv(monkeypatch):
     seen = []
-    fake = types.ModuleType("cydrop._bench")
+    fake = types.ModuleType("cydrop.apps.bench")
     fake.main = lambda argv, prog: seen.append((argv, prog)) or 7
-    monkeypatch.setitem(sys.modules, "cydrop._bench", fake)
-    import cydrop
+    monkeypatch.setitem(sys.modules, "cydrop.apps.bench", fake)
+    import cydrop.apps
 
-    monkeypatch.setattr(cydrop, "_bench", fake, raising=False)
+    monkeypatch.setattr(cydrop.apps, "bench", fake, raising=False)
     assert cli.main(["bench", "--sizes", "1e6", "-h"]) == 7
     assert seen == [(["--sizes", "1e6", "-h"], "python -m cydrop bench")]
 

@@ -1,4 +1,4 @@
-"""Tests of cydrop.data: spiral data, digits wrapper, IDX / MNIST loader."""
+"""Tests of cydrop.apps.data: spiral data, digits wrapper, IDX / MNIST loader."""
 
 import gzip
 import struct
@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from cydrop import data
+from cydrop.apps import data
 
 
 def write_idx(path, array, *, gz=False, code=0x08):

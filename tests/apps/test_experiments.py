@@ -5,7 +5,8 @@ import io
 import numpy as np
 import pytest
 
-from cydrop import experiments as E
+from cydrop.apps import experiments as E
+from cydrop.apps.report import format_table
 
 
 def test_nnfs_short_run_learns_and_reports():
@@ -90,5 +91,5 @@ def test_plots_are_written(tmp_path):
 
 
 def test_format_table():
-    text = E.format_table(["a", "long name"], [[1.23456, None], ["xyz", 2]])
+    text = format_table(["a", "long name"], [[1.23456, None], ["xyz", 2]])
     assert text.splitlines() == ["a       long name", "------  ---------", "1.2346  -", "xyz     2"]

@@ -1,4 +1,4 @@
-"""Variant layers in cydrop.nn's Sequential, and Monte Carlo dropout (digits)."""
+"""The dropout layers of cydrop.nn.dropout (and DropConnectDense) in Sequential."""
 
 import numpy as np
 import pytest
@@ -7,17 +7,13 @@ import cydrop
 import cydrop.variants as V
 from cydrop import nn
 from cydrop.nn.gradcheck import eval_numerical_gradient, rel_error
-from cydrop.variants_layers import (
+from cydrop.nn import (
     AlphaDropout, BroadcastDropout, DropConnectDense, ExactKDropout, GaussianDropout,
     LockedDropout, SpatialDropout,
 )
 
 from helpers import bits_of
 
-try:
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
 
 STOCHASTIC = [
     lambda: BroadcastDropout(0.4, broadcast_axes=0, seed=1),
@@ -128,99 +124,14 @@ def test_sequential_trains_with_variant_layers():
     assert model.loss(X, y)[0] < first
 
 
-# ------------------------------------------------------------------ MC dropout
+def test_variants_layers_module_is_a_deprecated_alias():
+    import importlib
+    import sys
 
-def _mlp():
-    return nn.Sequential(nn.Dense(5, 16, seed=0), nn.ReLU(), nn.Dropout(0.5, seed=1),
-                         nn.Dense(16, 3, seed=2))
-
-
-def test_mc_predict_reproducible_per_sample():
-    model = _mlp()
-    X = np.random.default_rng(0).standard_normal((6, 5))
-    a = V.mc_predict(model, X, 5, seed=42, return_samples=True)
-    b = V.mc_predict(model, X, 5, seed=42, return_samples=True)
-    assert np.array_equal(a.samples, b.samples) and a.samples.shape == (5, 6, 3)
-    f = V.SequentialMC(model)
-    for s in range(5):
-        assert np.array_equal(f(X, V.mc_sample_seed(42, s)), a.samples[s])
-    assert np.allclose(a.mean, a.samples.mean(0)) and np.allclose(a.std, a.samples.std(0))
-    assert model.training                        # the model's mode is restored
-
-
-def test_mc_fixed_mask_shares_mask_across_inputs():
-    model = _mlp()
-    X = np.repeat(np.random.default_rng(0).standard_normal((1, 5)), 4, axis=0)
-    res = V.mc_predict(model, X, 6, seed=1, fixed_mask=True, return_samples=True)
-    assert (res.samples == res.samples[:, :1]).all()          # identical rows, identical outputs
-    free = V.mc_predict(model, X, 6, seed=1, return_samples=True)
-    assert not (free.samples == free.samples[:, :1]).all()
-
-
-def test_mc_fixed_mask_native_equals_generic_rowwise():
-    model = _mlp()
-    X = np.random.default_rng(4).standard_normal((5, 5))
-    f = V.SequentialMC(model)
-    native = V.mc_predict(f, X, 4, seed=7, fixed_mask=True, return_samples=True)
-    generic = V.mc_predict(lambda X_, s, o: f(X_, s, o), X, 4, seed=7, fixed_mask=True,
-                           return_samples=True)
-    # the same masks; values agree up to BLAS rounding (gemm on a batch vs one row)
-    assert np.allclose(native.samples, generic.samples, rtol=1e-12, atol=1e-12)
-
-
-def test_mc_with_variant_layers():
-    model = nn.Sequential(DropConnectDense(5, 8, 0.3, seed=0), nn.ReLU(), AlphaDropout(0.2),
-                          GaussianDropout(0.2), nn.Dense(8, 3, seed=1))
-    X = np.random.default_rng(0).standard_normal((4, 5))
-    a = V.mc_predict(model, X, 3, seed=3, return_samples=True)
-    b = V.mc_predict(model, X, 3, seed=3, return_samples=True)
-    assert np.array_equal(a.samples, b.samples) and (a.std > 0).all()
-    Xr = np.repeat(X[:1], 3, axis=0)
-    c = V.mc_predict(model, Xr, 3, seed=3, fixed_mask=True, return_samples=True)
-    assert (c.samples == c.samples[:, :1]).all()
-
-
-def test_mc_generic_callable():
-    W = np.random.default_rng(0).standard_normal((4, 2))
-
-    def f(X, seed, offset):
-        h, _ = V.dropout_nd(X, 0.5, seed=seed, offset=offset)
-        return h @ W
-
-    X = np.ones((3, 4))
-    res = V.mc_predict(f, X, 50, seed=0)
-    assert res.mean.shape == (3, 2) and (res.std > 0).all() and res.samples is None
-
-
-def test_mc_spread_larger_on_misclassified_digits():
-    """On scikit-learn's digits, MC-dropout spread is larger where the MLP is wrong."""
-    sklearn = pytest.importorskip("sklearn.datasets")
-    if threadpool_limits is None:  # pragma: no cover
-        pytest.skip("threadpoolctl missing")
-    X, y = sklearn.load_digits(return_X_y=True)
-    X = X / 16.0
-    idx = np.random.default_rng(0).permutation(len(X))
-    tr, te = idx[:1000], idx[1000:]
-    model = nn.mlp(64, [64], 10, rates=0.5, seed=0)
-    opt = nn.Adam(learning_rate=3e-3)
-    # small matrices: BLAS threads only add contention
-    with threadpool_limits(1, user_api="blas"):
-        for epoch in range(15):
-            perm = np.random.default_rng(epoch).permutation(tr)
-            for i in range(0, len(perm), 50):
-                b = perm[i:i + 50]
-                _, grads = model.loss(X[b], y[b])
-                opt.step(model.params, grads)
-        res = V.mc_predict(model, X[te], 30, seed=1, transform="softmax")
-    pred = res.mean.argmax(axis=1)
-    wrong = pred != y[te]
-    assert 0.9 < 1 - wrong.mean() < 1 and wrong.sum() >= 5
-    spread = res.std.sum(axis=1)                 # total predictive spread per example
-    sw, sc = spread[wrong], spread[~wrong]
-    assert sw.mean() > 1.3 * sc.mean()
-    # Mann-Whitney: AUC = P(spread of a wrong > spread of a right); under "no difference" it is
-    # 1/2 with sd sqrt((n1 + n2 + 1) / (12 n1 n2)). Demand z > 4 (one-sided p < 4e-5).
-    auc = (sw[:, None] > sc[None, :]).mean()
-    n1, n2 = len(sw), len(sc)
-    z = (auc - 0.5) / np.sqrt((n1 + n2 + 1) / (12 * n1 * n2))
-    assert auc > 0.8 and z > 4
+    sys.modules.pop("cydrop.variants_layers", None)
+    with pytest.deprecated_call(match="cydrop.variants_layers is deprecated"):
+        old = importlib.import_module("cydrop.variants_layers")
+    for name in old.__all__:
+        assert getattr(old, name) is getattr(nn, name)
+    assert issubclass(GaussianDropout, nn.DropoutBase) and issubclass(nn.Dropout, nn.DropoutBase)
+    assert issubclass(DropConnectDense, nn.Dense)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cydrop.nn import SGD, Adam, Dense, Dropout, ReLU, Sequential
+from cydrop.nn import SGD, Adam, Dense, Dropout, FusedDenseReLUDropout, ReLU, Sequential
 
 
 def _model(fuse, dtype, seed=0):
@@ -21,7 +21,7 @@ def test_fused_and_unfused_training_runs_are_identical(dtype, opt_cls):
     runs = []
     for fuse in (True, False):
         model = _model(fuse, dtype)
-        assert len(model._segments()) == (4 if fuse else 9)
+        assert len(model.steps()) == (4 if fuse else 9)
         opt = opt_cls(learning_rate=0.05)
         losses = []
         for step in range(6):
@@ -61,7 +61,7 @@ def test_float64_input_into_a_float32_model_matches_unfused():
 
 
 def test_reseed_reaches_variant_layers():
-    from cydrop.variants_layers import GaussianDropout
+    from cydrop.nn import GaussianDropout
     net = Sequential(Dense(4, 4, seed=0), GaussianDropout(0.3, seed=1), Dense(4, 2, seed=2))
     X = np.ones((3, 4))
     net.reseed(5)
@@ -86,3 +86,66 @@ def test_predict_with_mc_samples_is_reproducible_and_spreads():
     assert (a.std > 0).any()                              # dropout was active
     assert model.training                                 # mode restored
     assert model.predict(X).shape == (10,)
+
+
+def test_steps_are_fused_modules_over_the_layers():
+    model = _model(True, np.float64)
+    steps = model.steps()
+    assert [type(s).__name__ for s in steps] == ["FusedDenseReLUDropout", "FusedDenseReLUDropout",
+                                                 "FusedDenseReLUDropout", "Dense"]
+    assert steps[0].children() == tuple(model.layers[:3])
+    assert steps[1].children() == tuple(model.layers[3:5])
+
+
+class _PlainDense(Dense):
+    """Keeps Dense's forward and backward: fuses."""
+
+
+class _ScaledReLU(ReLU):
+    """Computes something else: must not fuse."""
+
+    def forward(self, x):
+        return 2.0 * super().forward(x)
+
+    def backward(self, dout):
+        return 2.0 * super().backward(dout)
+
+
+def test_fusion_roles_follow_forward_and_backward():
+    assert (Dense.fusion, ReLU.fusion, Dropout.fusion) == ("dense", "relu", "dropout")
+    assert _PlainDense.fusion == "dense" and _ScaledReLU.fusion is None
+
+    class OwnMask(Dropout):
+        def _apply(self, x, seed, offset, fixed_mask):      # another mask: must not fuse
+            return super()._apply(x, seed, offset, fixed_mask)
+
+    class Declared(OwnMask):
+        fusion = "dropout"                                   # declared again: fuses
+    assert OwnMask.fusion is None and Declared.fusion == "dropout"
+    from cydrop.nn import DropConnectDense
+    assert DropConnectDense.fusion is None
+    X = np.random.default_rng(5).standard_normal((4, 3))
+    net = Sequential(_PlainDense(3, 5, seed=0), _ScaledReLU(), Dense(5, 2, seed=1))
+    assert len(net.steps()) == 3                       # nothing fused: the ReLU opted out
+    plain = Sequential(_PlainDense(3, 5, seed=0), _ScaledReLU(), Dense(5, 2, seed=1), fuse=False)
+    np.testing.assert_array_equal(net.forward(X), plain.forward(X))
+    net = Sequential(_PlainDense(3, 5, seed=0), ReLU(), Dense(5, 2, seed=1))
+    assert isinstance(net.steps()[0], FusedDenseReLUDropout)
+
+
+def test_fused_module_refuses_layers_without_the_role():
+    with pytest.raises(TypeError, match=r"relu must be a cydrop.nn layer with fusion == 'relu', "
+                                        r"got _ScaledReLU \(fusion == None\)"):
+        FusedDenseReLUDropout(Dense(2, 2), _ScaledReLU())
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        FusedDenseReLUDropout(Dense(2, 2), ReLU()).backward(np.ones((1, 2)))
+
+
+def test_fused_masks_advance_the_dropout_stream_as_unfused():
+    X = np.random.default_rng(6).standard_normal((8, 20))
+    fused_model, plain_model = _model(True, np.float64), _model(False, np.float64)
+    for _ in range(3):
+        fused_model.forward(X)
+        plain_model.forward(X)
+    for a, b in zip(fused_model.dropout_layers(), plain_model.dropout_layers()):
+        assert a._stream.get_state() == b._stream.get_state()

@@ -1,4 +1,4 @@
-"""Tests of cydrop.nn.functional and cydrop.nn.layers."""
+"""Tests of cydrop.nn.functional and the layers (module, linear, activation, dropout, loss, container)."""
 
 import numpy as np
 import pytest
@@ -109,11 +109,23 @@ def test_dense_is_linear_alias_and_seeded():
 
 @pytest.mark.parametrize("kwargs, msg", [
     ({"init": "glorot"}, r"init must be one of \('he', 'xavier'\) or a float std, got 'glorot'"),
-    ({"weight_l2": -1.0}, r"weight_l2 must be a real number >= 0, got -1.0"),
-    ({"dtype": np.int64}, r"dtype must be float32 or float64, got int64"),
+    ({"weight_l2": -1.0}, r"weight_l2 must satisfy 0.0 <= weight_l2, got -1.0"),
+    ({"init": float("inf")}, r"init must satisfy 0.0 <= init, got inf"),
 ])
 def test_dense_rejects_bad_arguments(kwargs, msg):
     with pytest.raises(ValueError, match=msg):
+        Dense(3, 4, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    ({"dtype": np.int64}, r"dtype must be native float32 or float64, got int64"),
+    ({"dtype": ">f8"}, r"dtype must be native float32 or float64, got >f8"),
+    ({"weight_l1": "0.1"}, r"weight_l1 must be a real number with 0.0 <= weight_l1, got '0.1' of "
+                           r"type str"),
+])
+def test_dense_rejects_bad_types(kwargs, msg):
+    # as in the core: a dtype or a non-number is a TypeError naming the argument
+    with pytest.raises(TypeError, match=msg):
         Dense(3, 4, **kwargs)
 
 
@@ -311,12 +323,32 @@ def test_softmax_cross_entropy_layer():
     np.testing.assert_allclose(crit.backward(2.0), 2 * F.softmax_cross_entropy(np.zeros((2, 5)), [1, 2])[1])
 
 
-@pytest.mark.parametrize("name", ["cydrop.nn.functional", "cydrop.nn.layers", "cydrop.nn.optim",
+@pytest.mark.parametrize("name", ["cydrop.nn.functional", "cydrop.nn.linear", "cydrop.nn.activation",
+                                  "cydrop.nn.dropout", "cydrop.nn.loss", "cydrop.nn.container",
+                                  "cydrop.nn.fuse", "cydrop.nn.mc", "cydrop.nn.optim",
                                   "cydrop.nn.models", "cydrop.nn.solver", "cydrop.nn.gradcheck",
-                                  "cydrop.nn.progress", "cydrop.data", "cydrop.experiments"])
+                                  "cydrop.nn.progress", "cydrop.apps.data",
+                                  "cydrop.apps.report"])
 def test_docstring_examples(name):
     import doctest
     import importlib
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("old, new", [("cydrop.nn.layers", "cydrop.nn"),
+                                      ("cydrop.data", "cydrop.apps.data"),
+                                      ("cydrop.experiments", "cydrop.apps.experiments"),
+                                      ("cydrop.cli", "cydrop.apps.cli")])
+def test_moved_modules_are_deprecated_aliases(old, new):
+    import importlib
+    import sys
+
+    sys.modules.pop(old, None)
+    with pytest.deprecated_call(match=f"{old} is deprecated"):
+        alias = importlib.import_module(old)
+    target = importlib.import_module(new)
+    for name in alias.__all__:
+        assert getattr(alias, name) is getattr(target, name, None) or name in (
+            "format_table", "require_matplotlib", "MissingExtraError"), name

@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 
 import cydrop
-from cydrop import cli
+from cydrop.apps import cli
 
 from helpers import REPO_ROOT, python_env, run_python
 

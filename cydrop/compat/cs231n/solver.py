@@ -26,18 +26,7 @@ from . import optim
 
 __all__ = ["Solver"]
 
-_DEFAULTS = {
-    "update_rule": "sgd",
-    "optim_config": None,
-    "lr_decay": 1.0,
-    "batch_size": 100,
-    "num_epochs": 10,
-    "num_train_samples": 1000,
-    "num_val_samples": None,
-    "checkpoint_name": None,
-    "print_every": 10,
-    "verbose": True,
-}
+_DEFAULTS = {**_nn_solver.COMMON_DEFAULTS, "checkpoint_name": None}
 
 
 class Solver(_nn_solver.Solver):

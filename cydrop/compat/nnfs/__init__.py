@@ -16,16 +16,14 @@ when read, and an unseeded forward pass draws its cydrop seed from NumPy's globa
 in the book's attribute names (one implementation).
 """
 
-import numbers
-
 import numpy as np
 
-import cydrop as _cydrop
 from cydrop import _validation
+from cydrop._core import dropout as _dropout, dropout_backward as _dropout_backward
 from cydrop._core import seed_from_numpy_global
 from cydrop.nn import functional as _F
-from cydrop.nn.layers import Dense as _Dense
-from cydrop.nn.optim import SGD as _SGD, Adam as _Adam, Optimizer as _Optimizer, _check_real
+from cydrop.nn.linear import Dense as _Dense
+from cydrop.nn.optim import SGD as _SGD, Adam as _Adam, Optimizer as _Optimizer
 
 __all__ = [
     "init", "Layer_Dense", "Layer_Dropout", "Activation_ReLU", "Activation_Softmax",
@@ -173,7 +171,7 @@ class Layer_Dropout:
             self.output = inputs.copy()
             return
         x = _validation.as_float_array(inputs, "inputs")
-        out, self._cache = _cydrop.dropout(x, self._drop, seed=seed_from_numpy_global())
+        out, self._cache = _dropout(x, self._drop, seed=seed_from_numpy_global())
         self._mask = None
         self.output = out.copy() if out is x else out
 
@@ -183,7 +181,7 @@ class Layer_Dropout:
         d = np.asarray(dvalues)
         if (cache is not None and isinstance(dvalues, np.ndarray) and d.dtype == cache.dtype
                 and d.shape == cache.shape):
-            dx = _cydrop.dropout_backward(d, cache)
+            dx = _dropout_backward(d, cache)
             self.dinputs = d.copy() if dx is d else dx
         else:
             mask = self.binary_mask
@@ -307,7 +305,7 @@ class Optimizer_Adagrad(_LayerOptimizer, _Optimizer):
 
     def __init__(self, learning_rate=1.0, decay=0.0, epsilon=1e-7):
         _Optimizer.__init__(self, learning_rate, decay)
-        self.epsilon = _check_real(epsilon, "epsilon", low_inclusive=False)
+        self.epsilon = _validation.check_real(epsilon, "epsilon", low=0.0, low_inclusive=False)
 
     def _update(self, key, w, dw):
         cache = self.state.setdefault(key, np.zeros_like(w))
@@ -321,8 +319,9 @@ class Optimizer_RMSprop(_LayerOptimizer, _Optimizer):
 
     def __init__(self, learning_rate=0.001, decay=0.0, epsilon=1e-7, rho=0.9):
         _Optimizer.__init__(self, learning_rate, decay)
-        self.epsilon = _check_real(epsilon, "epsilon", low_inclusive=False)
-        self.rho = _check_real(rho, "rho", high=1.0)
+        self.epsilon = _validation.check_real(epsilon, "epsilon", low=0.0, low_inclusive=False)
+        self.rho = _validation.check_real(rho, "rho", low=0.0, high=1.0,
+                                          high_inclusive=False)
 
     def _update(self, key, w, dw):
         cache = self.state.setdefault(key, np.zeros_like(w))

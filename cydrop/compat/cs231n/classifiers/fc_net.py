@@ -3,88 +3,25 @@
 ``from cydrop.compat.cs231n.classifiers.fc_net import *`` gives what the assignment's star
 import gives: the network and the layer functions (``dropout_forward`` included).
 
-The network is written once, here: :class:`cydrop.nn.FullyConnectedNet` is a subclass that only
-changes where weights and masks come from (seeded generators instead of NumPy's global state, a
-fresh mask per call from a :class:`cydrop.SeedStream`).
+The network is written once, in :mod:`cydrop.nn.fc_net`; this class and
+:class:`cydrop.nn.FullyConnectedNet` subclass it and differ only in where weights and masks come
+from (here NumPy's global state and the course's ``dropout_param``; there seeded generators and
+a fresh mask per call from a :class:`cydrop.SeedStream`).
 """
-
-import numbers
 
 import numpy as np
 
 from cydrop import _validation
+from cydrop.nn.fc_net import FullyConnectedNetBase, check_keep_ratio
 from ..layers import *  # noqa: F401,F403  (the assignment's fc_net star-imports the layers)
 from ..layer_utils import *  # noqa: F401,F403
-from ..layers import (affine_backward, affine_forward, batchnorm_backward, batchnorm_forward,
-                      dropout_backward, dropout_forward, layernorm_backward, layernorm_forward,
-                      relu_backward, relu_forward, softmax_loss)
+from ..layers import dropout_backward, dropout_forward
 from .. import layer_utils as _layer_utils
 
 __all__ = ["FullyConnectedNet"] + list(_layer_utils.__all__)
 
-NORMALIZATIONS = (None, "batchnorm", "layernorm")
 
-
-def check_dims(hidden_dims, input_dim, num_classes):
-    """``[input_dim, *hidden_dims, num_classes]``, all positive ints, or a ValueError naming
-    them."""
-    if isinstance(hidden_dims, (str, bytes)) or not hasattr(hidden_dims, "__iter__"):
-        raise TypeError(f"hidden_dims must be a list of ints, got {_validation._short(hidden_dims)}")
-    dims = [input_dim, *list(hidden_dims), num_classes]
-    for d in dims:
-        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1:
-            raise ValueError(f"hidden_dims, input_dim and num_classes must be positive integers, "
-                             f"got {dims}")
-    return [int(d) for d in dims]
-
-
-def check_keep_ratio(keep):
-    """CS231n's keep ratio as a float in (0, 1]; a ValueError naming it otherwise (a TypeError
-    for a non-number)."""
-    rule = "dropout_keep_ratio must satisfy 0 < dropout_keep_ratio <= 1"
-    try:
-        value = _validation.check_probability(keep, "dropout_keep_ratio")
-    except TypeError:
-        raise TypeError(f"{rule}, got {_validation._short(keep)} of type "
-                        f"{type(keep).__name__} (a real number is required)") from None
-    except ValueError:
-        value = None
-    if value is None or value == 0.0:
-        raise ValueError(f"{rule}, got {_validation._short(keep)}")
-    return value
-
-
-def check_reg(reg):
-    """``reg`` as a float >= 0, or a ValueError naming it."""
-    ok = not isinstance(reg, bool) and isinstance(reg, numbers.Real)
-    if ok:
-        try:
-            value = float(reg)
-        except OverflowError:
-            ok = False
-    if not ok or not value >= 0:
-        raise ValueError(f"reg must be a real number >= 0, got {_validation._short(reg)}")
-    return value
-
-
-def check_model_dtype(dtype):
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        dtype = None
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
-
-
-def check_normalization(normalization):
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got "
-                         f"{_validation._short(normalization)}")
-    return normalization
-
-
-class FullyConnectedNet:
+class FullyConnectedNet(FullyConnectedNetBase):
     """Fully connected net, CS231n assignment 2's signature and behaviour.
 
     Architecture: ``{affine - [batch/layer norm] - relu - [dropout]} x (L - 1) - affine -
@@ -153,32 +90,7 @@ class FullyConnectedNet:
             if seed is not None:
                 self.dropout_param["seed"] = seed
 
-    def _setup(self, hidden_dims, input_dim, num_classes, keep, normalization, reg,
-               weight_scale, dtype, normal):
-        """Validate and build the parameters; ``normal(shape)`` draws standard normals."""
-        dims = check_dims(hidden_dims, input_dim, num_classes)
-        self.normalization = check_normalization(normalization)
-        self.reg = check_reg(reg)
-        weight_scale = _validation.check_real(weight_scale, "weight_scale", low=0.0)
-        self.dtype = check_model_dtype(dtype)
-        self.use_dropout = keep != 1
-        self.num_layers = len(dims) - 1
-        self.params = {}
-        for i in range(self.num_layers):
-            self.params[f"W{i + 1}"] = weight_scale * normal((dims[i], dims[i + 1]))
-            self.params[f"b{i + 1}"] = np.zeros(dims[i + 1])
-            if self.normalization is not None and i < self.num_layers - 1:
-                self.params[f"gamma{i + 1}"] = np.ones(dims[i + 1])
-                self.params[f"beta{i + 1}"] = np.zeros(dims[i + 1])
-        self.bn_params = []
-        if self.normalization == "batchnorm":
-            self.bn_params = [{"mode": "train"} for _ in range(self.num_layers - 1)]
-        elif self.normalization == "layernorm":
-            self.bn_params = [{} for _ in range(self.num_layers - 1)]
-        for k, v in self.params.items():
-            self.params[k] = v.astype(self.dtype)
-
-    # where masks come from: the course's dropout_param (overridden by cydrop.nn)
+    # where masks come from: the course's dropout_param
     def _dropout_forward(self, h):
         return dropout_forward(h, self.dropout_param)
 
@@ -191,65 +103,3 @@ class FullyConnectedNet:
         if self.normalization == "batchnorm":
             for bn_param in self.bn_params:
                 bn_param["mode"] = mode
-
-    def loss(self, X, y=None):
-        """Scores (test mode, ``y`` None) or loss and gradients (train mode).
-
-        Parameters
-        ----------
-        X : ndarray of shape (N, d_1, ..., d_k)
-        y : ndarray of shape (N,) or None
-
-        Returns
-        -------
-        scores : ndarray of shape (N, C)
-            If ``y`` is None.
-        loss : float
-            If ``y`` is given: softmax loss plus ``0.5 * reg * sum(W**2)`` over all layers.
-        grads : dict
-            If ``y`` is given: gradients keyed like ``params``.
-        """
-        X = np.asarray(X).astype(self.dtype, copy=False)
-        mode = "test" if y is None else "train"
-        self._set_mode(mode)
-        L = self.num_layers
-        p = self.params
-        caches = []
-        h = X
-        for i in range(1, L):
-            h, c_aff = affine_forward(h, p[f"W{i}"], p[f"b{i}"])
-            c_norm = None
-            if self.normalization == "batchnorm":
-                h, c_norm = batchnorm_forward(h, p[f"gamma{i}"], p[f"beta{i}"],
-                                              self.bn_params[i - 1])
-            elif self.normalization == "layernorm":
-                h, c_norm = layernorm_forward(h, p[f"gamma{i}"], p[f"beta{i}"],
-                                              self.bn_params[i - 1])
-            h, c_relu = relu_forward(h)
-            c_drop = None
-            if self.use_dropout and mode == "train":
-                h, c_drop = self._dropout_forward(h)
-            caches.append((c_aff, c_norm, c_relu, c_drop))
-        scores, c_last = affine_forward(h, p[f"W{L}"], p[f"b{L}"])
-        if mode == "test":
-            return scores
-
-        loss, dout = softmax_loss(scores, y)
-        grads = {}
-        dout, grads[f"W{L}"], grads[f"b{L}"] = affine_backward(dout, c_last)
-        for i in range(L - 1, 0, -1):
-            c_aff, c_norm, c_relu, c_drop = caches[i - 1]
-            if c_drop is not None:
-                dout = self._dropout_backward(dout, c_drop)
-            dout = relu_backward(dout, c_relu)
-            if self.normalization == "batchnorm":
-                dout, grads[f"gamma{i}"], grads[f"beta{i}"] = batchnorm_backward(dout, c_norm)
-            elif self.normalization == "layernorm":
-                dout, grads[f"gamma{i}"], grads[f"beta{i}"] = layernorm_backward(dout, c_norm)
-            dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(dout, c_aff)
-        if self.reg:
-            for i in range(1, L + 1):
-                w = p[f"W{i}"]
-                loss += 0.5 * self.reg * float((w * w).sum())
-                grads[f"W{i}"] += self.reg * w
-        return loss, grads

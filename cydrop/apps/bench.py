@@ -19,8 +19,7 @@ import time
 
 import numpy as np
 
-import cydrop
-from cydrop import _kernels
+from cydrop import __version__, _core, _kernels, _openmp
 
 WARM = 0.005   # seconds of calls before every sample (see the module docstring)
 
@@ -73,26 +72,26 @@ def implementations(n, dtype, threads, torch=None):
     keep = 0.5
     s = dtype.type(1 / keep)
     legacy = np.random.RandomState(0)
-    _, c_rec = cydrop.dropout(x, 0.5, seed=1)
-    _, c_bits = cydrop.dropout(x, 0.5, seed=1, mask="bits")
-    _, c_bytes = cydrop.dropout(x, 0.5, seed=1, mask="bytes")
+    _, c_rec = _core.dropout(x, 0.5, seed=1)
+    _, c_bits = _core.dropout(x, 0.5, seed=1, mask="bits")
+    _, c_bytes = _core.dropout(x, 0.5, seed=1, mask="bytes")
     m_bits = np.empty((n + 7) // 8, dtype=np.uint8)
     m_bytes = np.empty(n, dtype=np.uint8)
     impls = [
-        ("cydrop forward", lambda: cydrop.dropout(x, 0.5, seed=1, n_threads=threads)),
-        ("cydrop forward out=", lambda: cydrop.dropout(x, 0.5, seed=1, out=y,
+        ("cydrop forward", lambda: _core.dropout(x, 0.5, seed=1, n_threads=threads)),
+        ("cydrop forward out=", lambda: _core.dropout(x, 0.5, seed=1, out=y,
                                                         n_threads=threads)),
         # the mask modes write their stored mask into preallocated buffers too (mask_out=),
         # as the floor writes into a preallocated y
-        ("cydrop forward bits", lambda: cydrop.dropout(x, 0.5, seed=1, out=y, mask="bits",
+        ("cydrop forward bits", lambda: _core.dropout(x, 0.5, seed=1, out=y, mask="bits",
                                                         mask_out=m_bits, n_threads=threads)),
-        ("cydrop forward bytes", lambda: cydrop.dropout(x, 0.5, seed=1, out=y, mask="bytes",
+        ("cydrop forward bytes", lambda: _core.dropout(x, 0.5, seed=1, out=y, mask="bytes",
                                                          mask_out=m_bytes, n_threads=threads)),
-        ("cydrop backward recompute", lambda: cydrop.dropout_backward(x, c_rec, out=y,
+        ("cydrop backward recompute", lambda: _core.dropout_backward(x, c_rec, out=y,
                                                                       n_threads=threads)),
-        ("cydrop backward bits", lambda: cydrop.dropout_backward(x, c_bits, out=y,
+        ("cydrop backward bits", lambda: _core.dropout_backward(x, c_bits, out=y,
                                                                  n_threads=threads)),
-        ("cydrop backward bytes", lambda: cydrop.dropout_backward(x, c_bytes, out=y,
+        ("cydrop backward bytes", lambda: _core.dropout_backward(x, c_bytes, out=y,
                                                                   n_threads=threads)),
         ("floor np.multiply(out=)", lambda: np.multiply(x, s, out=y)),
         ("numpy Generator form", lambda: x * ((rng.random(n, dtype=dtype) < keep) / keep)),
@@ -128,7 +127,7 @@ def _round_robin(impls, n, repeat, budget):
 def measure(sizes, dtype=np.float32, threads=None, repeat=5, budget=2.0, torch=None,
             stream=None):
     """Time every implementation at every size; returns {size_label: {name: seconds}}."""
-    threads = cydrop.effective_n_threads(threads)
+    threads = _openmp.effective_n_threads(threads)
     results = {}
     for label, n in sizes:
         impls = implementations(n, np.dtype(dtype), threads, torch)
@@ -145,15 +144,15 @@ def thread_scaling(n=1 << 22, threads=None, repeat=7, budget=2.0):
     memory traffic, no generator): its speed-up is what the memory system allows. Returns
     ``(threads, cydrop_speedup, floor_speedup, {name: seconds})``.
     """
-    threads = cydrop.effective_n_threads(threads)
+    threads = _openmp.effective_n_threads(threads)
     x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
     y = np.empty_like(x)
     s = np.float32(2)
     impls = [
         ("cydrop forward, 1 thread",
-         lambda: cydrop.dropout(x, 0.5, seed=1, out=y, n_threads=1)),
+         lambda: _core.dropout(x, 0.5, seed=1, out=y, n_threads=1)),
         (f"cydrop forward, {threads} threads",
-         lambda: cydrop.dropout(x, 0.5, seed=1, out=y, n_threads=threads)),
+         lambda: _core.dropout(x, 0.5, seed=1, out=y, n_threads=threads)),
         ("floor: scale, 1 thread", lambda: _kernels.stream_scale(x, y, s, 1)),
         (f"floor: scale, {threads} threads", lambda: _kernels.stream_scale(x, y, s, threads)),
     ]
@@ -173,9 +172,9 @@ def scaling_text(n, result):
 
 
 def header(threads):
-    return (f"cydrop {cydrop.__version__} | CPU: {_cpu_model()} | cores: {os.cpu_count()} | "
+    return (f"cydrop {__version__} | CPU: {_cpu_model()} | cores: {os.cpu_count()} | "
             f"threads: {threads} | ISA: {_kernels.current_isa()} | "
-            f"OpenMP: {cydrop.openmp_enabled()} | numpy {np.__version__}")
+            f"OpenMP: {_openmp.openmp_enabled()} | numpy {np.__version__}")
 
 
 def table(results, reference="cydrop forward out="):
@@ -234,7 +233,7 @@ def main(argv=None, prog="python -m cydrop bench"):
     if args.repeat < 1:
         parser.error(f"--repeat must be >= 1, got {args.repeat}")
     try:
-        threads = cydrop.effective_n_threads(args.threads)
+        threads = _openmp.effective_n_threads(args.threads)
     except ValueError as exc:
         parser.error(f"--threads: {exc}")
     torch = _torch(threads)
@@ -245,7 +244,7 @@ def main(argv=None, prog="python -m cydrop bench"):
     results = measure(args.sizes, np.dtype(args.dtype), threads, args.repeat, torch=torch,
                       stream=sys.stderr)
     text = table(results)
-    if threads > 1 and cydrop.openmp_enabled():
+    if threads > 1 and _openmp.openmp_enabled():
         n_scale = SIZES["4M"]
         text += "\n\n" + scaling_text(n_scale, thread_scaling(n_scale, threads, args.repeat))
     print(text)
