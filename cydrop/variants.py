@@ -60,10 +60,6 @@ __all__ = [
     "spatial_dropout",
 ]
 
-# Names of cydrop 0.1 kept for the layers of cydrop.variants_layers (private, not API).
-_normalize_axes = _p.normalize_axes
-_check_gauss_rate = _p.check_gauss_rate
-_alpha_constants = _p.alpha_constants
 _restore_variant_cache = _cache.restore_variant_v01     # pickles of cydrop 0.1
 
 _MOVED_TO_NN = ("MCPrediction", "SequentialMC", "mc_predict", "mc_sample_seed")

@@ -15,7 +15,8 @@ import numbers
 import numpy as np
 
 from cydrop import _validation
-from cydrop._core import dropout as _dropout, seed_from_numpy_global
+from cydrop._core import dropout as _dropout
+from cydrop._cs231n import seed_from_numpy_global
 
 __all__ = ["dropout_layer", "DropoutRangeError"]
 
@@ -86,7 +87,7 @@ def dropout_layer(X, dropout):
             return torch.zeros_like(X)
         if dropout == 0.0:
             return X
-        from cydrop import torch as _cytorch
+        from cydrop.interop import torch as _cytorch
         return _cytorch.dropout(X, dropout, seed=_torch_seed(torch))
     X = _validation.as_float_array(X, "X")
     if dropout == 1.0:

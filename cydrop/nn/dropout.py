@@ -21,7 +21,7 @@ drops weights and lives with :class:`cydrop.nn.Dense` in :mod:`cydrop.nn.linear`
 
 import numpy as np
 
-from cydrop import _core, _validation, variants
+from cydrop import _core, _validation, _variant_params, variants
 from cydrop._seeds import SeedStream
 
 from .module import Module
@@ -282,7 +282,7 @@ class BroadcastDropout(DropoutBase):
         self.broadcast_axes = tuple(broadcast_axes)
 
     def _axes(self, x, fixed_mask):
-        axes = variants._normalize_axes(self.broadcast_axes, x.ndim, "broadcast_axes")
+        axes = _variant_params.normalize_axes(self.broadcast_axes, x.ndim, "broadcast_axes")
         return tuple(sorted(set(axes) | {0})) if fixed_mask else axes
 
     def _draws(self, x, fixed_mask):
@@ -346,7 +346,7 @@ class LockedDropout(BroadcastDropout):
         if x.ndim < 2:
             raise ValueError(f"x must have at least 2 dimensions for LockedDropout, got shape "
                              f"{x.shape}")
-        axes = variants._normalize_axes((self.time_axis,), x.ndim, "time_axis")
+        axes = _variant_params.normalize_axes((self.time_axis,), x.ndim, "time_axis")
         if fixed_mask:   # share across the batch axis as well
             batch = 1 if axes == (0,) else 0
             axes = tuple(sorted(set(axes) | {batch}))
@@ -418,7 +418,7 @@ class GaussianDropout(DropoutBase):
 
     @staticmethod
     def _check_rate(rate):
-        return variants._check_gauss_rate(rate)
+        return _variant_params.check_gauss_rate(rate)
 
     def _draws(self, x, fixed_mask):
         return 4 * x.size

@@ -11,16 +11,16 @@ without being listed here:
 * op: the op layer, ``_cache``, ``_common``, ``_core``, ``_cs231n``, ``_variant_params``,
   ``fused``, ``variants``;
 * face: the package ``cydrop`` itself (``cydrop/__init__.py``);
-* nn: ``cydrop/nn/`` (and ``variants_layers`` while it sits at the top level);
+* nn: ``cydrop/nn/``;
 * interop: ``cydrop/interop/``, which imports the op layer only;
 * compat: ``cydrop/compat/``;
-* apps: ``cydrop/apps/``, ``cydrop/__main__.py`` (and ``cli``, ``experiments``, ``data``,
-  ``_bench`` while they sit at the top level).
+* apps: ``cydrop/apps/``, ``cydrop/__main__.py``.
 
 A module may import its own group and the groups below it. The test oracles
 (``cydrop/testing/``) import the op layer and below, and nothing in cydrop imports them except
 the alias ``cydrop.reference*`` modules; each alias module (``cydrop.torch``, ``cydrop.dask``,
-``cydrop.reference``, ``cydrop.reference_variants``) imports its target only.
+``cydrop.reference``, ``cydrop.reference_variants``, and the deprecated ``cydrop.variants_layers``,
+``cydrop.cli``, ``cydrop.experiments``, ``cydrop.data``) imports its target only.
 """
 
 import ast
@@ -41,10 +41,10 @@ OP = {"cydrop._cache", "cydrop._common", "cydrop._core", "cydrop._cs231n",
       "cydrop._variant_params", "cydrop.fused", "cydrop.variants"}
 ALIASES = {"cydrop.torch": "cydrop.interop.torch", "cydrop.dask": "cydrop.interop.dask",
            "cydrop.reference": "cydrop.testing.reference",
-           "cydrop.reference_variants": "cydrop.testing.reference_variants"}
-TOP_LEVEL_NN = {"cydrop.variants_layers"}
-TOP_LEVEL_APPS = {"cydrop.cli", "cydrop.experiments", "cydrop.data", "cydrop._bench",
-                  "cydrop.__main__"}
+           "cydrop.reference_variants": "cydrop.testing.reference_variants",
+           # deprecated aliases of modules that moved in 0.2
+           "cydrop.variants_layers": "cydrop.nn", "cydrop.cli": "cydrop.apps.cli",
+           "cydrop.experiments": "cydrop.apps.experiments", "cydrop.data": "cydrop.apps.data"}
 RANK = {"extensions": 0, "contract": 1, "op": 2, "face": 3, "nn": 4, "interop": 5,
         "compat": 6, "apps": 7}
 # The one lazy import of the package face: the attribute cydrop.reference (bound by
@@ -70,13 +70,13 @@ def group(module):
         return "alias"
     if _in(module, "cydrop.testing"):
         return "testing"
-    if _in(module, "cydrop.nn") or module in TOP_LEVEL_NN:
+    if _in(module, "cydrop.nn"):
         return "nn"
     if _in(module, "cydrop.interop"):
         return "interop"
     if _in(module, "cydrop.compat"):
         return "compat"
-    if _in(module, "cydrop.apps") or module in TOP_LEVEL_APPS:
+    if _in(module, "cydrop.apps") or module == "cydrop.__main__":
         return "apps"
     return None
 
@@ -138,9 +138,15 @@ def imports_of(module, path, is_package, known):
             if not _in(name, "cydrop"):
                 continue
             target = _resolve(name, known)
-            while target and target != "cydrop":
-                targets.add(target)
-                target = target.rpartition(".")[0]
+            if target and target != "cydrop":
+                targets.add(target)                   # the module named ...
+            parent = target.rpartition(".")[0] if target else ""
+            while parent and parent != "cydrop":
+                # ... and the packages it loads first, except the importer's own ancestors:
+                # they are loaded before the importer runs (a sibling import is no cycle)
+                if not _in(module, parent):
+                    targets.add(parent)
+                parent = parent.rpartition(".")[0]
             if name == "cydrop" or _resolve(name, known) == "cydrop":
                 targets.add("cydrop")
     targets.discard(module)
@@ -166,7 +172,9 @@ def _allowed(importer, target):
         return True
     if gi == "alias":
         goal = ALIASES[importer]
-        return _in(goal, target)              # its target and the target's parent packages
+        home = goal if goal.count(".") == 1 else goal.rpartition(".")[0]
+        # its target, the target's parent packages, and modules beside the target
+        return _in(goal, target) or _in(target, home)
     if gt == "testing":
         return gi == "testing"                # only the aliases (above) and the oracles
     if gt == "alias":

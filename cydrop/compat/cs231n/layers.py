@@ -11,7 +11,7 @@ NumPy's global random state). The affine, ReLU and softmax helpers are
 import numpy as np
 
 from cydrop import _validation
-from cydrop._core import dropout_backward, dropout_forward
+from cydrop._cs231n import dropout_backward, dropout_forward
 from cydrop.nn import functional as _F
 from cydrop.nn.normalization import (batchnorm_backward, batchnorm_backward_alt,
                                      batchnorm_forward, layernorm_backward, layernorm_forward)

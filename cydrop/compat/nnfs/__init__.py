@@ -20,7 +20,7 @@ import numpy as np
 
 from cydrop import _validation
 from cydrop._core import dropout as _dropout, dropout_backward as _dropout_backward
-from cydrop._core import seed_from_numpy_global
+from cydrop._cs231n import seed_from_numpy_global
 from cydrop.nn import functional as _F
 from cydrop.nn.linear import Dense as _Dense
 from cydrop.nn.optim import SGD as _SGD, Adam as _Adam, Optimizer as _Optimizer
