@@ -15,7 +15,7 @@ course boundary"); :func:`dropout` never does.
 
 import numpy as np
 
-from cydrop import _kernels, _validation
+from cydrop import _contract, _kernels, _validation
 from cydrop._kernels import DropoutCache, make_cache, with_dropout_param
 from cydrop._openmp import effective_n_threads
 from cydrop._seeds import resolve_seed
@@ -198,7 +198,7 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
                 else [])
     src, dst, writeback = _prepare_output(x, out, inplace, "x", "out", original)
     seed = resolve_seed(seed)
-    thr, scale = _kernels.threshold_and_scale(rate)
+    thr, scale = _contract.threshold_and_scale(rate)
     bits = bytes_ = stored = None
     if mask == "bits":
         bits = np.empty((x.size + 7) // 8, dtype=np.uint8) if mask_out is None else mask_out
@@ -328,7 +328,7 @@ def dropout_mask(shape, rate=0.5, *, seed, offset=0, n_threads=None):
     size = int(np.prod(shape, dtype=object))
     offset = _validation.check_offset(offset, size)
     threads = effective_n_threads(n_threads)
-    thr, _ = _kernels.threshold_and_scale(rate)
+    thr, _ = _contract.threshold_and_scale(rate)
     out = np.empty(size, dtype=np.uint8)
     _kernels.mask(size, seed, offset, thr, None, out, threads)
     return out.reshape(shape)

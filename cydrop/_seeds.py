@@ -9,7 +9,7 @@ import secrets
 import threading
 
 from cydrop import _validation
-from cydrop._kernels import BLOCK
+from cydrop._contract import BLOCK
 
 __all__ = ["SeedStream", "fresh_seed"]
 

@@ -28,7 +28,7 @@ import numpy as np
 import dask.array as da
 
 import cydrop
-from cydrop import _kernels, _validation
+from cydrop import _contract, _kernels, _validation
 from cydrop._seeds import resolve_seed
 
 __all__ = ["DaskDropoutCache", "dropout", "dropout_backward"]
@@ -109,7 +109,7 @@ def _cache_state(cache):
 
 def _kernel_scale(rate, dtype):
     """The exact scale cydrop applies to kept elements for ``rate``, in ``dtype``."""
-    return dtype.type(_kernels.threshold_and_scale(rate)[1])
+    return dtype.type(_contract.threshold_and_scale(rate)[1])
 
 
 def run_starts(location, shape):

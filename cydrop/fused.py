@@ -9,7 +9,7 @@ no mask at all, because the output is positive exactly where a unit was both act
 
 import numpy as np
 
-from cydrop import _kernels, _validation
+from cydrop import _contract, _kernels, _validation
 from cydrop._openmp import effective_n_threads
 from cydrop._seeds import resolve_seed
 
@@ -88,7 +88,7 @@ def _cache_state(cache):
                          "keeps no seed), got cache rate=0.0")
     seed = _validation.check_uint64(cache.seed, "cache seed")
     offset = _validation.check_offset(cache.offset, a.size, "cache offset")
-    _, expected = _kernels.threshold_and_scale(rate)
+    _, expected = _contract.threshold_and_scale(rate)
     if scale != expected:
         raise ValueError(f"cache scale must follow from cache rate={rate!r} ({expected!r}), got "
                          f"{scale!r}")
@@ -185,7 +185,7 @@ def bias_relu_dropout(z, b, rate=0.5, *, training=True, seed=None, offset=0, out
         _kernels.bias_relu_dropout(zc, bc, dst, 0, 0, thr, scale, threads)
     else:
         seed = resolve_seed(seed)
-        thr, scale = _kernels.threshold_and_scale(rate)
+        thr, scale = _contract.threshold_and_scale(rate)
         _kernels.bias_relu_dropout(zc, bc, dst, seed, offset, thr, scale, threads)
     if writeback is not None:
         np.copyto(writeback, dst)

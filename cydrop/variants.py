@@ -32,7 +32,7 @@ import numbers
 
 import numpy as np
 
-from cydrop import _kernels, _validation
+from cydrop import _contract, _kernels, _validation
 from cydrop import _variants as _v
 from cydrop._openmp import effective_n_threads
 from cydrop._seeds import SeedStream, resolve_seed
@@ -199,7 +199,7 @@ def _cache_state(cache, fn, kinds=None):
         mshape = keep.shape if type(keep) is np.ndarray else shape
         st.keep = _validation.check_mask_array(keep, mshape, "cache keep")
         st.offset = _validation.check_offset(cache.offset, st.keep.size, "cache offset")
-        st.thr, st.scale = _kernels.threshold_and_scale(rate)
+        st.thr, st.scale = _contract.threshold_and_scale(rate)
         st.cshape, st.mstride = _collapse_cached(shape, tuple(st.keep.shape))
     elif kind == "exact_k":
         if not shape:
@@ -255,7 +255,7 @@ def _dropconnect_state(cache, st, aux):
                          "rate=0.0")
     st.seed = _validation.check_uint64(cache.seed, "cache seed")
     st.offset = _validation.check_offset(cache.offset, W_eff.size, "cache offset")
-    st.thr, st.scale = _kernels.threshold_and_scale(st.rate)
+    st.thr, st.scale = _contract.threshold_and_scale(st.rate)
     return st
 
 
@@ -444,7 +444,7 @@ def dropout_nd(x, rate=0.5, *, noise_shape=None, broadcast_axes=None, training=T
     if not training or rate == 0.0:
         return x, _identity_cache(x)
     seed = resolve_seed(seed)
-    thr, scale = _kernels.threshold_and_scale(rate)
+    thr, scale = _contract.threshold_and_scale(rate)
     keep = np.empty(msize, dtype=np.uint8)
     _v.keep_mask(msize, seed, offset, thr, keep, threads)
     shape, mstride = _collapse(x.shape, mshape)
@@ -575,7 +575,7 @@ def dropconnect_forward(x, W, b, rate=0.5, *, training=True, seed=None, offset=0
         return x2 @ W + b, VariantCache("dropconnect", 0.0, None, None, x.shape, x.dtype,
                                         x=x, W_eff=W)
     seed = resolve_seed(seed)
-    thr, scale = _kernels.threshold_and_scale(rate)
+    thr, scale = _contract.threshold_and_scale(rate)
     W_eff = np.empty(W.shape, dtype=W.dtype)
     _v.dropout(_contig(W).reshape(-1), W_eff.reshape(-1), seed, offset, thr, scale, threads)
     return x2 @ W_eff + b, VariantCache("dropconnect", rate, seed, offset, x.shape, x.dtype,

@@ -181,7 +181,7 @@ def test_inplace_module_gradient_through_non_leaf():
     y.sum().backward()
     seed, offset = cydrop.SeedStream(21).next(100)
     mask = cydrop.dropout_mask((10, 10), 0.5, seed=seed, offset=offset)
-    expected = 3.0 * mask * (65536 / cydrop._kernels.threshold_and_scale(0.5)[0])
+    expected = 3.0 * mask * (65536 / cydrop._contract.threshold_and_scale(0.5)[0])
     np.testing.assert_allclose(a.grad.numpy(), expected, rtol=1e-15)
 
 

@@ -30,7 +30,6 @@ the team.
 
 import os
 
-from cydrop._openmp cimport CYDROP_OPENMP_ENABLED, omp_get_max_threads
 
 
 def openmp_enabled():
@@ -90,7 +89,7 @@ def _usable_cpus():
     return max(1, n)
 
 
-def effective_n_threads(n_threads=None):
+cpdef int effective_n_threads(object n_threads=None) except -1:
     """Resolve a requested thread count into the number of threads kernels will use.
 
     Parameters
