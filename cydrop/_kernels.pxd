@@ -88,6 +88,25 @@ cdef extern from "cydrop_rng.h" nogil:
     double cydrop_scale(uint32_t thr) noexcept
 
 
+# The arguments of one chunked call, for its task functions: one struct serves every op that
+# runs chunks of CYDROP_CHUNK elements (each op uses the fields it needs).
+ctypedef struct ChunkCtx:
+    const cydrop_kernels *k       # the ISA table in use when the call began
+    const void *x                 # IN: x, dy, or the fused op's z
+    const void *b                 # IN: the fused op's bias
+    void *y                       # OUT: y, dx, or the fused op's a
+    int64_t n                     # elements of the whole call
+    int64_t m                     # the fused op's row length
+    uint64_t key
+    uint64_t offset
+    uint32_t thr
+    double s[3]                   # the op's scalars: scale; AlphaDropout's a, b, c; sigma
+    uint8_t *bits                 # OUT: packed mask, or NULL
+    uint8_t *bytes_               # OUT: 0/1 mask, or NULL
+    const uint8_t *mask           # IN: backward's stored mask
+    bint is_bits
+
+
 # The ISA's kernel table in use (set_isa changes it): every op of every module dispatches
 # through it, so one set_isa call switches the core and the dropout variants together.
 cdef const cydrop_kernels *active_kernels() noexcept nogil

@@ -38,7 +38,7 @@ from cydrop._seeds import fresh_seed as _fresh_seed   # imports _validation and 
 cnp.import_array()
 
 from cydrop._kernels cimport (
-    CYDROP_BLOCK, CYDROP_CHUNK, cydrop_isa_supported, cydrop_isas, cydrop_kernels, cydrop_mix64,
+    CYDROP_BLOCK, CYDROP_CHUNK, ChunkCtx, cydrop_isa_supported, cydrop_isas, cydrop_kernels, cydrop_mix64,
     cydrop_scale, cydrop_seed_key, cydrop_threshold,
 )
 from cydrop._openmp cimport effective_n_threads
@@ -155,35 +155,29 @@ def scale(uint32_t thr):
 
 # ------------------------------------------------ b) tasks and runners (trusted input, nogil)
 #
-# One ctx struct per op; its task functions run one chunk t through the ISA table snapshotted
-# when the call began.
+# Each op fills a ChunkCtx (cydrop/_kernels.pxd); its task functions run one chunk t through the
+# ISA table snapshotted when the call began.
 
 cdef inline int64_t _nchunks(int64_t n) noexcept nogil:
     return (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
 
 
-ctypedef struct ForwardCtx:
-    const cydrop_kernels *k
-    const void *x
-    void *y
-    int64_t n
-    uint64_t key
-    uint64_t offset
-    uint32_t thr
-    double scale
-    uint8_t *bits
-    uint8_t *bytes_
+cdef inline void _init_ctx(ChunkCtx *c, const void *x, void *y, int64_t n, uint64_t seed,
+                           uint64_t offset, uint32_t thr, double scale) noexcept nogil:
+    c.k, c.x, c.b, c.y, c.n, c.m = _active, x, NULL, y, n, 0
+    c.key, c.offset, c.thr, c.s[0] = cydrop_seed_key(seed), offset, thr, scale
+    c.bits, c.bytes_, c.mask, c.is_bits = NULL, NULL, NULL, False
 
 
 cdef void _forward_f32_task(void *ctx, int64_t t) noexcept nogil:
-    cdef ForwardCtx *c = <ForwardCtx *>ctx
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
     c.k.forward_f32(<const float *>c.x, <float *>c.y, c.n, c.key, c.offset, c.thr,
-                    <float>c.scale, c.bits, c.bytes_, t)
+                    <float>c.s[0], c.bits, c.bytes_, t)
 
 
 cdef void _forward_f64_task(void *ctx, int64_t t) noexcept nogil:
-    cdef ForwardCtx *c = <ForwardCtx *>ctx
-    c.k.forward_f64(<const double *>c.x, <double *>c.y, c.n, c.key, c.offset, c.thr, c.scale,
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.forward_f64(<const double *>c.x, <double *>c.y, c.n, c.key, c.offset, c.thr, c.s[0],
                     c.bits, c.bytes_, t)
 
 
@@ -191,98 +185,64 @@ cdef void run_forward(bint f32, const void *x, void *y, int64_t n, uint64_t seed
                       uint64_t offset, uint32_t thr, double scale, uint8_t *bits,
                       uint8_t *bytes_, int n_threads) noexcept nogil:
     """y := where(keep(offset + i), x * scale, +0.0); the mask also goes to bits / bytes_."""
-    cdef ForwardCtx c
-    c.k, c.x, c.y, c.n = _active, x, y, n
-    c.key, c.offset, c.thr, c.scale = cydrop_seed_key(seed), offset, thr, scale
+    cdef ChunkCtx c
+    _init_ctx(&c, x, y, n, seed, offset, thr, scale)
     c.bits, c.bytes_ = bits, bytes_
     run_tasks(_forward_f32_task if f32 else _forward_f64_task, &c, _nchunks(n), n, n_threads)
 
 
-ctypedef struct BackwardCtx:
-    const cydrop_kernels *k
-    const void *dy
-    void *dx
-    int64_t n
-    const uint8_t *mask
-    bint is_bits
-    double scale
-
-
 cdef void _backward_f32_task(void *ctx, int64_t t) noexcept nogil:
-    cdef BackwardCtx *c = <BackwardCtx *>ctx
-    c.k.backward_f32(<const float *>c.dy, <float *>c.dx, c.n, c.mask, c.is_bits, <float>c.scale,
-                     t)
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.backward_f32(<const float *>c.x, <float *>c.y, c.n, c.mask, c.is_bits, <float>c.s[0], t)
 
 
 cdef void _backward_f64_task(void *ctx, int64_t t) noexcept nogil:
-    cdef BackwardCtx *c = <BackwardCtx *>ctx
-    c.k.backward_f64(<const double *>c.dy, <double *>c.dx, c.n, c.mask, c.is_bits, c.scale, t)
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.backward_f64(<const double *>c.x, <double *>c.y, c.n, c.mask, c.is_bits, c.s[0], t)
 
 
 cdef void run_backward(bint f32, const void *dy, void *dx, int64_t n, const uint8_t *mask,
                        bint is_bits, double scale, int n_threads) noexcept nogil:
     """dx := where(mask, dy * scale, +0.0) from a stored mask (packed bits or 0/1 bytes)."""
-    cdef BackwardCtx c
-    c.k, c.dy, c.dx, c.n, c.mask, c.is_bits, c.scale = _active, dy, dx, n, mask, is_bits, scale
+    cdef ChunkCtx c
+    _init_ctx(&c, dy, dx, n, 0, 0, 0, scale)
+    c.mask, c.is_bits = mask, is_bits
     run_tasks(_backward_f32_task if f32 else _backward_f64_task, &c, _nchunks(n), n, n_threads)
 
 
-ctypedef struct MaskCtx:
-    const cydrop_kernels *k
-    int64_t n
-    uint64_t key
-    uint64_t offset
-    uint32_t thr
-    uint8_t *bits
-    uint8_t *bytes_
-
-
 cdef void _mask_task(void *ctx, int64_t t) noexcept nogil:
-    cdef MaskCtx *c = <MaskCtx *>ctx
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
     c.k.mask(c.n, c.key, c.offset, c.thr, c.bits, c.bytes_, t)
 
 
 cdef void run_mask(int64_t n, uint64_t seed, uint64_t offset, uint32_t thr, uint8_t *bits,
                    uint8_t *bytes_, int n_threads) noexcept nogil:
     """The keep mask of elements offset .. offset + n - 1, as packed bits and/or 0/1 bytes."""
-    cdef MaskCtx c
-    c.k, c.n, c.key, c.offset, c.thr = _active, n, cydrop_seed_key(seed), offset, thr
+    cdef ChunkCtx c
+    _init_ctx(&c, NULL, NULL, n, seed, offset, thr, 0.0)
     c.bits, c.bytes_ = bits, bytes_
     run_tasks(_mask_task, &c, _nchunks(n), n, n_threads)
 
 
-ctypedef struct BiasReluDropoutCtx:
-    const cydrop_kernels *k
-    const void *z
-    const void *b
-    void *a
-    int64_t n
-    int64_t m
-    uint64_t key
-    uint64_t offset
-    uint32_t thr
-    double scale
-
-
 cdef void _bias_relu_dropout_f32_task(void *ctx, int64_t t) noexcept nogil:
-    cdef BiasReluDropoutCtx *c = <BiasReluDropoutCtx *>ctx
-    c.k.bias_relu_dropout_f32(<const float *>c.z, <const float *>c.b, <float *>c.a, c.n, c.m,
-                              c.key, c.offset, c.thr, <float>c.scale, t)
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.bias_relu_dropout_f32(<const float *>c.x, <const float *>c.b, <float *>c.y, c.n, c.m,
+                              c.key, c.offset, c.thr, <float>c.s[0], t)
 
 
 cdef void _bias_relu_dropout_f64_task(void *ctx, int64_t t) noexcept nogil:
-    cdef BiasReluDropoutCtx *c = <BiasReluDropoutCtx *>ctx
-    c.k.bias_relu_dropout_f64(<const double *>c.z, <const double *>c.b, <double *>c.a, c.n, c.m,
-                              c.key, c.offset, c.thr, c.scale, t)
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.bias_relu_dropout_f64(<const double *>c.x, <const double *>c.b, <double *>c.y, c.n, c.m,
+                              c.key, c.offset, c.thr, c.s[0], t)
 
 
 cdef void run_bias_relu_dropout(bint f32, const void *z, const void *b, void *a, int64_t n,
                                 int64_t m, uint64_t seed, uint64_t offset, uint32_t thr,
                                 double scale, int n_threads) noexcept nogil:
     """a := dropout(relu(z + b)) over a row-major (n / m, m) activation."""
-    cdef BiasReluDropoutCtx c
-    c.k, c.z, c.b, c.a, c.n, c.m = _active, z, b, a, n, m
-    c.key, c.offset, c.thr, c.scale = cydrop_seed_key(seed), offset, thr, scale
+    cdef ChunkCtx c
+    _init_ctx(&c, z, a, n, seed, offset, thr, scale)
+    c.b, c.m = b, m
     run_tasks(_bias_relu_dropout_f32_task if f32 else _bias_relu_dropout_f64_task, &c,
               _nchunks(n), n, n_threads)
 

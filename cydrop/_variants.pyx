@@ -26,7 +26,7 @@ import numpy as np
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 from cydrop._kernels cimport (
-    CYDROP_CHUNK, active_kernels, cydrop_kernels, cydrop_seed_key, cydrop_threshold,
+    CYDROP_CHUNK, ChunkCtx, active_kernels, cydrop_kernels, cydrop_seed_key, cydrop_threshold,
     run_forward, run_mask,
 )
 from cydrop._parallel cimport run_tasks, task_thread
@@ -207,31 +207,27 @@ def exactk_mask(int64_t rows, int64_t n, int64_t k, uint64_t seed, uint64_t offs
         run_tasks(_exact_k_task, &c, rows, rows * n * EXACT_K_WORK, n_threads)
 
 
-# ---------------------------------------------------------------- AlphaDropout (chunks)
+# ---------------------------------------------------------------- AlphaDropout, GaussianDropout
 
-ctypedef struct AlphaCtx:
-    const cydrop_kernels *k
-    const void *x
-    void *y
-    int64_t n
-    uint64_t key
-    uint64_t offset
-    uint32_t thr
-    double a
-    double b
-    double c
+cdef inline void _init_ctx(ChunkCtx *c, const void *x, void *y, int64_t n, uint64_t seed,
+                           uint64_t offset, uint32_t thr, double s0, double s1,
+                           double s2) noexcept:
+    c.k, c.x, c.b, c.y, c.n, c.m = active_kernels(), x, NULL, y, n, 0
+    c.key, c.offset, c.thr = cydrop_seed_key(seed), offset, thr
+    c.s[0], c.s[1], c.s[2] = s0, s1, s2
+    c.bits, c.bytes_, c.mask, c.is_bits = NULL, NULL, NULL, False
 
 
 cdef void _alpha_f32_task(void *ctx, int64_t t) noexcept nogil:
-    cdef AlphaCtx *c = <AlphaCtx *>ctx
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
     c.k.alpha_dropout_f32(<const float *>c.x, <float *>c.y, c.n, c.key, c.offset, c.thr,
-                          <float>c.a, <float>c.b, <float>c.c, t)
+                          <float>c.s[0], <float>c.s[1], <float>c.s[2], t)
 
 
 cdef void _alpha_f64_task(void *ctx, int64_t t) noexcept nogil:
-    cdef AlphaCtx *c = <AlphaCtx *>ctx
-    c.k.alpha_dropout_f64(<const double *>c.x, <double *>c.y, c.n, c.key, c.offset, c.thr, c.a,
-                          c.b, c.c, t)
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.alpha_dropout_f64(<const double *>c.x, <double *>c.y, c.n, c.key, c.offset, c.thr,
+                          c.s[0], c.s[1], c.s[2], t)
 
 
 def alpha(const floating[::1] x,   # IN
@@ -240,37 +236,24 @@ def alpha(const floating[::1] x,   # IN
           int n_threads=1):
     """y := where(draw(offset + i) < thr, a * x + b, c), constants in x's precision."""
     cdef int64_t n = x.shape[0]
-    cdef AlphaCtx ctx
+    cdef ChunkCtx ctx
     if n == 0:
         return
     _check_len("y", y.shape[0], n)
-    ctx.k, ctx.x, ctx.y, ctx.n = active_kernels(), &x[0], &y[0], n
-    ctx.key, ctx.offset, ctx.thr, ctx.a, ctx.b, ctx.c = cydrop_seed_key(seed), offset, thr, a, b, c
+    _init_ctx(&ctx, &x[0], &y[0], n, seed, offset, thr, a, b, c)
     with nogil:
         run_tasks(_alpha_f32_task if floating is float else _alpha_f64_task, &ctx, _nchunks(n),
                   n, n_threads)
 
 
-# ---------------------------------------------------------------- GaussianDropout (chunks)
-
-ctypedef struct GaussianCtx:
-    const cydrop_kernels *k
-    const void *x
-    void *y
-    int64_t n
-    uint64_t key
-    uint64_t offset
-    double sigma
-
-
 cdef void _gaussian_f32_task(void *ctx, int64_t t) noexcept nogil:
-    cdef GaussianCtx *c = <GaussianCtx *>ctx
-    c.k.gaussian_dropout_f32(<const float *>c.x, <float *>c.y, c.n, c.key, c.offset, c.sigma, t)
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.gaussian_dropout_f32(<const float *>c.x, <float *>c.y, c.n, c.key, c.offset, c.s[0], t)
 
 
 cdef void _gaussian_f64_task(void *ctx, int64_t t) noexcept nogil:
-    cdef GaussianCtx *c = <GaussianCtx *>ctx
-    c.k.gaussian_dropout_f64(<const double *>c.x, <double *>c.y, c.n, c.key, c.offset, c.sigma,
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.gaussian_dropout_f64(<const double *>c.x, <double *>c.y, c.n, c.key, c.offset, c.s[0],
                              t)
 
 
@@ -279,12 +262,11 @@ def gauss(const floating[::1] x,   # IN
           uint64_t seed, uint64_t offset, double sigma, int n_threads=1):
     """y := x * (1 + sigma * z(u64 word offset + i)), the factor rounded to x's precision."""
     cdef int64_t n = x.shape[0]
-    cdef GaussianCtx c
+    cdef ChunkCtx c
     if n == 0:
         return
     _check_len("y", y.shape[0], n)
-    c.k, c.x, c.y, c.n = active_kernels(), &x[0], &y[0], n
-    c.key, c.offset, c.sigma = cydrop_seed_key(seed), offset, sigma
+    _init_ctx(&c, &x[0], &y[0], n, seed, offset, 0, sigma, 0.0, 0.0)
     with nogil:
         run_tasks(_gaussian_f32_task if floating is float else _gaussian_f64_task, &c,
                   _nchunks(n), n * GAUSSIAN_WORK, n_threads)
