@@ -207,7 +207,9 @@ class BuildExt(build_ext):
         with open(marker, "w") as fh:
             fh.write(mode)
         unix = self.compiler.compiler_type != "msvc"
-        base = ["-O3", "-std=c99"] if unix else ["/O2"]
+        # -ffp-contract=off: no fused multiply-add in any ISA build (the AVX-512 target has FMA),
+        # so every ISA rounds like the baseline and the NumPy reference twins
+        base = ["-O3", "-std=c99", "-ffp-contract=off"] if unix else ["/O2", "/fp:precise"]
         for ext in self.extensions:
             ext.extra_compile_args = (base + cflags + list(ext.extra_compile_args or [])
                                       + debug_cflags)
@@ -225,25 +227,33 @@ DIRECTIVES = {
 }
 MACROS = [("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")]
 INCLUDE = [SRC, np.get_include()]
+LIBM = [] if sys.platform == "win32" else ["m"]
+# The Cython modules live beside the Python that uses them (cydrop/*.pyx, *.pxd, *.pyi); src/
+# holds the C kernels only. Every kernel, core and variants, is compiled per ISA into
+# cydrop._kernels; the other modules reach its dispatch table and the runner of cydrop._parallel
+# through cimported functions.
+KERNEL_HEADERS = [os.path.join(SRC, f) for f in
+                  ("cydrop_rng.h", "cydrop_kernels.h", "cydrop_kernels_impl.h",
+                   "cydrop_variants_impl.h")]
+
+
+def _module(name, sources=(), **kwargs):
+    return Extension(f"cydrop.{name}", [os.path.join("cydrop", f"{name}.pyx"), *sources],
+                     include_dirs=INCLUDE, define_macros=MACROS, **kwargs)
+
 
 extensions = [
-    Extension("cydrop._openmp", [os.path.join(SRC, "cydrop", "_openmp.pyx")],
-              include_dirs=INCLUDE, define_macros=MACROS),
-    Extension("cydrop._kernels",
-              [os.path.join(SRC, "cydrop", "_kernels.pyx"), os.path.join(SRC, "cydrop_kernels.c")],
-              include_dirs=INCLUDE, define_macros=MACROS,
-              depends=[os.path.join(SRC, f) for f in
-                       ("cydrop_rng.h", "cydrop_kernels.h", "cydrop_kernels_impl.h")]),
-    Extension("cydrop._variants",
-              [os.path.join(SRC, "cydrop", "_variants.pyx"), os.path.join(SRC, "cydrop_variants.c")],
-              include_dirs=INCLUDE, define_macros=MACROS,
-              libraries=[] if sys.platform == "win32" else ["m"],
-              depends=[os.path.join(SRC, f) for f in ("cydrop_rng.h", "cydrop_variants.h")]),
+    _module("_openmp"),
+    _module("_parallel"),
+    _module("_kernels", [os.path.join(SRC, "cydrop_kernels.c")], libraries=LIBM,
+            depends=KERNEL_HEADERS),
+    _module("_variants", depends=KERNEL_HEADERS),
+    _module("_floor", depends=[os.path.join(SRC, "cydrop_floor.h")]),
 ]
 
 check_cython(Cython.__version__)
 
 setup(
-    ext_modules=cythonize(extensions, include_path=[SRC], compiler_directives=DIRECTIVES),
+    ext_modules=cythonize(extensions, include_path=[SRC, "."], compiler_directives=DIRECTIVES),
     cmdclass={"build_ext": BuildExt},
 )

@@ -1,7 +1,7 @@
 """pytest-benchmark: thread scaling of the 4M-element float32 forward (1 vs 2 threads).
 
 The floor beside it is a STREAM-style scale ``y = x * s`` chunked and threaded exactly like
-cydrop (``cydrop._kernels.stream_scale``): same memory traffic, no generator. Its 1 -> 2 thread
+cydrop (``cydrop._floor.stream_scale``): same memory traffic, no generator. Its 1 -> 2 thread
 speed-up is what this machine's memory system allows for this access pattern, and cydrop's is
 judged against it. ``python -m cydrop bench`` prints both speed-ups from one run.
 """
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import cydrop
-from cydrop import _kernels
+from cydrop import _floor
 
 N = 1 << 22
 
@@ -40,5 +40,5 @@ def test_floor_scale_4m_threads(benchmark, arrays4m, n_threads):
     _skip_serial(n_threads)
     x, y = arrays4m
     benchmark.group = "thread scaling, forward 4M float32"
-    benchmark(_kernels.stream_scale, x, y, np.float32(2), n_threads)
+    benchmark(_floor.stream_scale, x, y, np.float32(2), n_threads)
     np.testing.assert_array_equal(y, x * np.float32(2))

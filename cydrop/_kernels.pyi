@@ -1,4 +1,4 @@
-"""Type stubs for cydrop._kernels (src/cydrop/_kernels.pyx): the OpenMP loops over the C kernels.
+"""Type stubs for cydrop._kernels (cydrop/_kernels.pyx): the boundary of the C dropout kernels.
 
 Everything here is cydrop-internal: callers (cydrop/_core.py) validate and allocate first. The
 buffer arguments are contiguous 1-D (or 2-D C-contiguous) float32/float64 arrays; the two float
@@ -24,7 +24,8 @@ def current_isa() -> str: ...
 def set_isa(name: Optional[str] = None) -> Optional[str]: ...
 def seed_key(seed: int) -> int: ...
 def threshold(keep: float) -> int: ...
-def threshold_and_scale(rate: float) -> Tuple[int, float]: ...
+def mix64(z: int) -> int: ...
+def scale(thr: int) -> float: ...
 def forward(
     x: npt.NDArray[_Float],
     y: npt.NDArray[_Float],
@@ -53,14 +54,6 @@ def mask(
     bytes_: Optional[npt.NDArray[np.uint8]] = None,
     n_threads: int = 1,
 ) -> None: ...
-def stream_scale(
-    x: npt.NDArray[np.float32],
-    y: npt.NDArray[np.float32],
-    s: float,
-    n_threads: int = 1,
-) -> None:
-    """y := x * s chunked and threaded like forward: the benchmarks' memory floor."""
-    ...
 def bias_relu_dropout(
     z: npt.NDArray[_Float],
     b: npt.NDArray[_Float],

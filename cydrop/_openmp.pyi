@@ -1,4 +1,4 @@
-"""Type stubs for cydrop._openmp (src/cydrop/_openmp.pyx): thread control."""
+"""Type stubs for cydrop._openmp (cydrop/_openmp.pyx): thread control."""
 
 from typing import Optional, SupportsIndex
 

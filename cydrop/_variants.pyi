@@ -1,4 +1,4 @@
-"""Type stubs for cydrop._variants (src/cydrop/_variants.pyx): the dropout-variant kernels.
+"""Type stubs for cydrop._variants (cydrop/_variants.pyx): the dropout-variant kernels.
 
 Everything here is cydrop-internal: callers (cydrop/variants.py) validate and allocate first. The
 buffers are contiguous 1-D arrays; the two float buffers of one call share a dtype (float32 or

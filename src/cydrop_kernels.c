@@ -1,19 +1,27 @@
 /*
- * cydrop_kernels.c -- builds the kernel variants and says which the CPU can run.
+ * cydrop_kernels.c -- builds every kernel once per ISA and says which ISAs the CPU can run.
  *
- * The baseline variant is plain C for any target (SSE2 on x86-64). On x86-64 with GCC or clang,
- * AVX2 and AVX-512 variants of the same source are compiled beside it with `#pragma GCC target`,
- * and the Cython layer picks the best supported one once at import (CYDROP_ISA pins one).
+ * The baseline is plain C for any target (SSE2 on x86-64). On x86-64 with GCC or clang, AVX2 and
+ * AVX-512 builds of the same source are compiled beside it with `#pragma GCC target`, and the
+ * Cython layer picks the best supported one once at import (CYDROP_ISA pins one).
+ *
+ * Floating-point contraction must stay off (setup.py passes -std=c99 -ffp-contract=off; clang
+ * also honours the STDC pragma below): an AVX-512 target has FMA, and a fused multiply-add
+ * would round differently from the baseline and from the NumPy reference twins.
  */
 #include <string.h>
 
 #include "cydrop_kernels.h"
 
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(CYDROP_NO_INTRINSICS)
-/* x86 intrinsics, each behind an #if on CYDROP_X86_INTRIN and the variant's own target macro in
+/* x86 intrinsics, each behind an #if on CYDROP_X86_INTRIN and the ISA's own target macro in
    cydrop_kernels_impl.h: SSE2 (part of baseline x86-64) in the baseline, AVX2 in the AVX2
-   variant. Other targets and widths use the portable generic-vector code beside them, which
+   build. Other targets and widths use the portable generic-vector code beside them, which
    -DCYDROP_NO_INTRINSICS selects on x86 too (tests/packaging/test_build.py compares the two). */
 #define CYDROP_X86_INTRIN 1
 #include <immintrin.h>
@@ -37,7 +45,7 @@ typedef uint64_t cydrop_v64 __attribute__((vector_size(64)));
 #undef CYDROP_NV
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
-#define CYDROP_X86_VARIANTS 1
+#define CYDROP_X86_ISAS 1
 
 #pragma GCC push_options
 #pragma GCC target("avx2")
@@ -64,21 +72,21 @@ typedef uint64_t cydrop_v64 __attribute__((vector_size(64)));
 
 static const cydrop_kernels *const cydrop_all[] = {
     &cydrop_table_baseline,
-#ifdef CYDROP_X86_VARIANTS
+#ifdef CYDROP_X86_ISAS
     &cydrop_table_avx2,
     &cydrop_table_avx512,
 #endif
 };
 
-const cydrop_kernels *const *cydrop_variants(int *count)
+const cydrop_kernels *const *cydrop_isas(int *count)
 {
     *count = (int)(sizeof cydrop_all / sizeof cydrop_all[0]);
     return cydrop_all;
 }
 
-int cydrop_variant_supported(const cydrop_kernels *k)
+int cydrop_isa_supported(const cydrop_kernels *k)
 {
-#ifdef CYDROP_X86_VARIANTS
+#ifdef CYDROP_X86_ISAS
     __builtin_cpu_init();
     if (k == &cydrop_table_avx2)
         return __builtin_cpu_supports("avx2");

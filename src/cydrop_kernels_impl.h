@@ -1,10 +1,12 @@
 /*
- * cydrop_kernels_impl.h -- the chunk kernels, compiled once per ISA variant.
+ * cydrop_kernels_impl.h -- the chunk kernels, compiled once per ISA.
  *
- * cydrop_kernels.c includes this file several times, each time with CYDROP_ISA set to a variant
+ * cydrop_kernels.c includes this file several times, each time with CYDROP_ISA set to an ISA
  * name and (for all but the baseline) a `#pragma GCC target` in force, so the same C becomes
  * baseline x86-64, AVX2 and AVX-512 code. Only integer operations and one rounding multiply per
- * element (never contracted into an FMA) touch the data, so every variant gives the same bits.
+ * element (never contracted into an FMA) touch the data, so every ISA gives the same bits. The
+ * dropout variants' kernels (cydrop_variants_impl.h, included at the end) are part of each
+ * ISA's build and table, on the same generator.
  *
  * Every kernel handles one chunk: local elements [t * CHUNK, min(n, (t + 1) * CHUNK)). Chunks
  * never share an output byte (CHUNK is a multiple of 8), so OpenMP threads may run any chunks
@@ -36,7 +38,8 @@
     } while (0)
 #endif
 
-/* d[i] := the 16-bit draw of global element g0 + i, for i < count <= CYDROP_CHUNK.
+/* d[i] := the 16-bit draw of global element g0 + i, for i < count (any count: it walks the
+ * blocks). The one generator of every kernel, core and variants alike.
  * A step's eight 64-bit lane outputs, read as 32 little-endian uint16, are the draws of 32
  * consecutive elements (lane j feeds elements 4j .. 4j + 3 of the step). */
 static void CYDROP_FN(cydrop_fill_draws)(uint64_t key, uint64_t g0, int64_t count,
@@ -249,7 +252,7 @@ typedef double CYDROP_FN(cydrop_vf64) __attribute__((vector_size(CYDROP_VB)));
 
 /* Widening of 16-bit masks (0 or -1) to the element width: part q of the vi16 mask m as a
  * vi32 (q = 0, 1) or vi64 (q = 0 .. 3). GCC 12 splits __builtin_convertvector into half-width
- * pieces, so the AVX2 variant names the one sign extension that does it, and the 16-byte
+ * pieces, so the AVX2 build names the one sign extension that does it, and the 16-byte
  * baseline duplicates lanes (a mask lane is all zeros or all ones) with unpack shuffles: 16 to
  * 32 bits, then 32 to 64 bits (one four-fold shuffle compiles to lane-by-lane inserts). */
 #if defined(CYDROP_X86_INTRIN) && defined(__AVX2__) && CYDROP_NV == 2
@@ -279,7 +282,7 @@ typedef double CYDROP_FN(cydrop_vf64) __attribute__((vector_size(CYDROP_VB)));
         (CYDROP_FN(cydrop_vi32)){2 * ((q) & 1), 2 * ((q) & 1), 2 * ((q) & 1) + 1,             \
                                  2 * ((q) & 1) + 1}))
 #else
-/* other widths (the AVX-512 variant): the portable conversion of the part's 16-bit lanes */
+/* other widths (the AVX-512 build): the portable conversion of the part's 16-bit lanes */
 #define CYDROP_WIDEN32(m, q)                                                                   \
     __builtin_convertvector(CYDROP_FN(cydrop_part16h)(m, q), CYDROP_FN(cydrop_vi32))
 #define CYDROP_WIDEN64(m, q)                                                                   \
@@ -589,25 +592,22 @@ CYDROP_DEFINE_FUSED(float, f32, uint32_t)
 CYDROP_DEFINE_FUSED(double, f64, uint64_t)
 #undef CYDROP_DEFINE_FUSED
 
-/* y := x * s over chunk t (x and y do not overlap): a STREAM-style scale with the forward's
- * memory traffic and chunking but no generator, the floor the benchmarks compare with. */
-static void CYDROP_FN(cydrop_stream_scale_f32)(const float *restrict x, float *restrict y,
-                                               int64_t n, float s, int64_t t)
-{
-    const int64_t lo = t * CYDROP_CHUNK, cnt = CYDROP_FN(cydrop_chunk_count)(n, t);
-    for (int64_t i = lo; i < lo + cnt; i++)
-        y[i] = x[i] * s;
-}
+#include "cydrop_variants_impl.h"
 
 static const cydrop_kernels CYDROP_FN(cydrop_table) = {
     CYDROP_STR(CYDROP_ISA),
     CYDROP_FN(cydrop_forward_f32), CYDROP_FN(cydrop_forward_f64),
     CYDROP_FN(cydrop_backward_f32), CYDROP_FN(cydrop_backward_f64),
     CYDROP_FN(cydrop_mask),
+    CYDROP_FN(cydrop_fill_draws),
     CYDROP_FN(cydrop_bias_relu_dropout_f32), CYDROP_FN(cydrop_bias_relu_dropout_f64),
     CYDROP_FN(cydrop_bias_relu_dropout_backward_f32),
     CYDROP_FN(cydrop_bias_relu_dropout_backward_f64),
-    CYDROP_FN(cydrop_stream_scale_f32),
+    CYDROP_FN(cydrop_broadcast_apply_f32), CYDROP_FN(cydrop_broadcast_apply_f64),
+    CYDROP_FN(cydrop_exact_k_row),
+    CYDROP_FN(cydrop_alpha_dropout_f32), CYDROP_FN(cydrop_alpha_dropout_f64),
+    CYDROP_FN(cydrop_standard_normal),
+    CYDROP_FN(cydrop_gaussian_dropout_f32), CYDROP_FN(cydrop_gaussian_dropout_f64),
 };
 
 #undef CYDROP_DEFINE_KERNELS

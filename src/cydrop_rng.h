@@ -2,7 +2,8 @@
  * cydrop_rng.h -- the counter-based mask generator of cydrop.
  *
  * Pure C99, no Python.h: builds and runs without Python (see tests/packaging/c/kernels_dump.c).
- * Must match cydrop/reference.py, which reimplements every line below in NumPy.
+ * Must match cydrop/reference.py, which reimplements every line below in NumPy, and
+ * cydrop/_contract.py, the Python definition of the rate contract (threshold, scale, mix64).
  *
  * The mask is a pure function of (seed, global element index g):
  *
@@ -20,7 +21,7 @@
  * Eight lanes stored struct-of-arrays advance together, so the compiler turns a step into a few
  * vector instructions; 16 bits per element means one 64-bit output serves four elements.
  * Blocks are independent, so any thread can make any block: the mask does not depend on the
- * number of threads, on how the array is chunked, or on which ISA variant runs.
+ * number of threads, on how the array is chunked, or on which ISA runs.
  */
 #ifndef CYDROP_RNG_H
 #define CYDROP_RNG_H
@@ -53,7 +54,7 @@ static inline uint64_t cydrop_rotl(uint64_t x, int k)
 
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(CYDROP_NO_VEC)
 /* Lanes as generic vectors: portable C that any GCC or clang target vectorises. The width is
-   set per ISA variant (CYDROP_VBYTES) by whoever includes cydrop_kernels_impl.h. */
+   set per ISA (cydrop_vnat) by whoever includes cydrop_kernels_impl.h. */
 #define CYDROP_HAVE_VEC 1
 #else
 #define CYDROP_HAVE_VEC 0
@@ -124,10 +125,19 @@ static inline void cydrop_store_draws(uint16_t *d, const uint64_t *out)
 #endif
 }
 
+/* The rate contract (its Python twin is cydrop/_contract.py). */
+
 /* The threshold that realises keep probability `keep` (0 <= keep <= 1) within 2^-16. */
 static inline uint32_t cydrop_threshold(double keep)
 {
     return (uint32_t)(keep * 65536.0 + 0.5);
+}
+
+/* The scale of kept elements: 65536 / thr, the exact inverse of the realised keep probability
+ * thr / 65536; 0 when nothing is kept (thr == 0). */
+static inline double cydrop_scale(uint32_t thr)
+{
+    return thr ? 65536.0 / (double)thr : 0.0;
 }
 
 #endif /* CYDROP_RNG_H */

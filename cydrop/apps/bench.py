@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from cydrop import __version__, _core, _kernels, _openmp
+from cydrop._floor import stream_scale
 
 WARM = 0.005   # seconds of calls before every sample (see the module docstring)
 
@@ -153,8 +154,8 @@ def thread_scaling(n=1 << 22, threads=None, repeat=7, budget=2.0):
          lambda: _core.dropout(x, 0.5, seed=1, out=y, n_threads=1)),
         (f"cydrop forward, {threads} threads",
          lambda: _core.dropout(x, 0.5, seed=1, out=y, n_threads=threads)),
-        ("floor: scale, 1 thread", lambda: _kernels.stream_scale(x, y, s, 1)),
-        (f"floor: scale, {threads} threads", lambda: _kernels.stream_scale(x, y, s, threads)),
+        ("floor: scale, 1 thread", lambda: stream_scale(x, y, s, 1)),
+        (f"floor: scale, {threads} threads", lambda: stream_scale(x, y, s, threads)),
     ]
     best = _round_robin(impls, n, repeat, budget)
     t = list(best.values())

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import cydrop
-from cydrop import _kernels
+from cydrop import _floor, _kernels
 from cydrop.apps import bench as _bench
 
 
@@ -20,19 +20,19 @@ from cydrop.apps import bench as _bench
 def test_stream_scale_is_x_times_s(n, n_threads):
     x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
     y = np.full_like(x, np.nan)
-    _kernels.stream_scale(x, y, np.float32(1.5), n_threads)
+    _floor.stream_scale(x, y, np.float32(1.5), n_threads)
     np.testing.assert_array_equal(y, x * np.float32(1.5))
 
 
 def test_stream_scale_errors_name_the_argument():
     x = np.zeros(10, np.float32)
     with pytest.raises(ValueError, match=r"y: must have x's 10 elements, got 9"):
-        _kernels.stream_scale(x, np.zeros(9, np.float32), 1.0, 1)
+        _floor.stream_scale(x, np.zeros(9, np.float32), 1.0, 1)
     with pytest.raises(ValueError, match=r"n_threads: must be >= 1, got 0"):
-        _kernels.stream_scale(x, np.zeros(10, np.float32), 1.0, 0)
+        _floor.stream_scale(x, np.zeros(10, np.float32), 1.0, 0)
     buf = np.arange(20, dtype=np.float32)
     with pytest.raises(ValueError, match=r"y: must not overlap x"):
-        _kernels.stream_scale(buf[:10], buf[5:15], 1.0, 1)
+        _floor.stream_scale(buf[:10], buf[5:15], 1.0, 1)
     np.testing.assert_array_equal(buf, np.arange(20, dtype=np.float32))   # untouched
 
 

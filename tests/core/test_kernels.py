@@ -87,7 +87,7 @@ def test_every_isa_variant_gives_the_same_bits(all_isas, dtype):
 
 
 def test_set_isa_rejects_unknown_names():
-    with pytest.raises(ValueError, match=r"variant must be one of .* got 'sse9'"):
+    with pytest.raises(ValueError, match=r"isa must be one of .* got 'sse9'"):
         _kernels.set_isa("sse9")
 
 

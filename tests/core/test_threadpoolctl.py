@@ -31,7 +31,7 @@ PROBE = textwrap.dedent("""\
         return [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "openmp"]
 
     before = openmp()
-    import cydrop, cydrop._kernels, cydrop._openmp
+    import cydrop, cydrop._kernels, cydrop._openmp, cydrop._parallel
     after = openmp()
     default = cydrop.effective_n_threads()
     x = np.arange(1 << 20, dtype=np.float32)
@@ -46,7 +46,7 @@ PROBE = textwrap.dedent("""\
     print(json.dumps(dict(before=before, after=after, default=default, limited=limited,
                           limited_info=limited_info, same=same,
                           limited_openmp_api=limited_openmp_api, restored=restored,
-                          extensions=[cydrop._kernels.__file__, cydrop._openmp.__file__])))
+                          extensions=[cydrop._parallel.__file__, cydrop._openmp.__file__])))
     """)
 
 

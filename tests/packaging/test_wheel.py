@@ -237,7 +237,7 @@ def test_cibuildwheel_builds_current_pythons_and_musllinux():
     linux = cibw["linux"]
     assert linux["musllinux-x86_64-image"] and linux["musllinux-aarch64-image"]
     # free-threaded wheels exactly when every extension is declared safe without the GIL
-    pyx = glob.glob(os.path.join(ROOT, "src", "cydrop", "*.pyx"))
+    pyx = glob.glob(os.path.join(ROOT, "cydrop", "*.pyx"))
     assert pyx
     safe = all(_freethreading_safe(p) for p in pyx)
     assert ("cp314t-*" in build) == safe
@@ -273,10 +273,13 @@ SMOKE = textwrap.dedent("""\
     print("OK", cydrop.__version__, cydrop.openmp_enabled(), cydrop.effective_n_threads())
     """)
 
-SOURCES = ("src/cydrop/_kernels.pyx", "src/cydrop/_kernels.pxd", "src/cydrop/_openmp.pyx",
-           "src/cydrop/_openmp.pxd", "src/cydrop/_variants.pyx", "src/cydrop_kernels.c",
-           "src/cydrop_kernels.h", "src/cydrop_variants.c", "src/cydrop_rng.h",
-           "cydrop/_kernels.pyi", "cydrop/_variants.pyi", "cydrop/py.typed", "setup.py",
+SOURCES = ("cydrop/_kernels.pyx", "cydrop/_kernels.pxd", "cydrop/_openmp.pyx",
+           "cydrop/_openmp.pxd", "cydrop/_parallel.pyx", "cydrop/_parallel.pxd",
+           "cydrop/_variants.pyx", "cydrop/_floor.pyx", "src/cydrop_kernels.c",
+           "src/cydrop_kernels.h", "src/cydrop_kernels_impl.h", "src/cydrop_variants_impl.h",
+           "src/cydrop_floor.h", "src/cydrop_rng.h", "cydrop/_kernels.pyi", "cydrop/_openmp.pyi",
+           "cydrop/_parallel.pyi", "cydrop/_variants.pyi", "cydrop/_floor.pyi", "cydrop/py.typed",
+           "setup.py",
            "pyproject.toml", "MANIFEST.in", "LICENSE", "README.md")
 SDIST_MAX_BYTES = 400_000  # ~200 KB of sources; the Cython-generated C alone was ~500 KB more
 
@@ -334,7 +337,7 @@ def built(tmp_path_factory):
         pytest.skip("needs the source tree to build from")
     tmp = tmp_path_factory.mktemp("wheel")
     tree = tmp / "tree"
-    # Cython-generated src/cydrop/*.c in the tree are kept: the sdist must leave them out
+    # Cython-generated cydrop/*.c in the tree are kept: the sdist must leave them out
     shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(
         ".git", "build", "dist", "*.so", "*.pyd", "__pycache__", "*.egg-info", ".pytest_cache",
         ".benchmarks", ".hypothesis", ".venv*"))
@@ -364,8 +367,9 @@ def test_sdist_carries_the_sources(built):
     missing = [s for s in SOURCES if s not in names]
     assert not missing
     assert {n for n in names if n.endswith((".pyx", ".pxd"))} >= {
-        os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "src", "**", "*.p[yx][xd]"),
-                                                    recursive=True)}
+        os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "cydrop", "*.p[yx][xd]"))}
+    # src/ is C only
+    assert not [n for n in names if n.startswith("src/") and not n.endswith((".c", ".h"))]
     assert not [n for n in names if n.endswith((".so", ".pyd", ".o"))]
 
 
@@ -373,7 +377,7 @@ def test_sdist_carries_the_sources(built):
 def test_sdist_ships_no_generated_c(built):
     names = {m.split("/", 1)[1] for m in built["sdist_members"] if "/" in m}
     # every module is compiled from C that the builder's Cython makes from the .pyx
-    assert not [n for n in names if n.startswith("src/cydrop/") and n.endswith((".c", ".cpp"))]
+    assert not [n for n in names if n.startswith("cydrop/") and n.endswith((".c", ".cpp"))]
     size = os.path.getsize(built["sdist"])
     assert size < SDIST_MAX_BYTES, f"sdist is {size} bytes"
 
@@ -383,11 +387,14 @@ def test_wheel_is_binary_and_complete(built):
     wheel = os.path.basename(built["wheel"])
     assert "none-any" not in wheel and sysconfig.get_platform().replace("-", "_") in wheel
     names = zipfile.ZipFile(built["wheel"]).namelist()
-    for ext in ("_kernels", "_openmp", "_variants"):
+    for ext in ("_kernels", "_openmp", "_parallel", "_variants", "_floor"):
         assert any(n.startswith(f"cydrop/{ext}.") and n.endswith((".so", ".pyd")) for n in names)
     assert {"cydrop/py.typed", "cydrop/_kernels.pyi", "cydrop/_openmp.pyi",
-            "cydrop/_variants.pyi", "cydrop/torch.py", "cydrop/dask.py"} <= set(names)
-    assert not [n for n in names if n.endswith((".pyx", ".pxd", ".c"))]
+            "cydrop/_parallel.pyi", "cydrop/_variants.pyi", "cydrop/_floor.pyi",
+            "cydrop/torch.py", "cydrop/dask.py"} <= set(names)
+    # the .pxd declarations ship (other Cython code may cimport them); sources do not
+    assert {"cydrop/_kernels.pxd", "cydrop/_openmp.pxd", "cydrop/_parallel.pxd"} <= set(names)
+    assert not [n for n in names if n.endswith((".pyx", ".c", ".cpp"))]
 
 
 @pytest.mark.slow

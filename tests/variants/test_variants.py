@@ -31,6 +31,57 @@ def test_normal_matches_reference():
         assert _variants.normal(w) == RV.normal_from_word(w)
 
 
+# ------------------------------------------------------------------ every ISA, the same bits
+
+def _every_variant_kernel(dtype, n_threads):
+    """The outputs of every variant kernel of cydrop._variants on inputs with NaN, inf, -0.0."""
+    n = 161 * 77               # 12397: parallel for the costly kernels, partial chunks
+    x = _x(n, dtype, seed=11)
+    x[[3, 5000]] = np.nan
+    x[[4, 9000]] = [np.inf, -np.inf]
+    x[6] = -0.0
+    out = {"draws": _variants.draws(7, 4090, 10_000).copy(),
+           "normal": np.array([_variants.normal(w) for w in
+                               (0, 1, 2**63, 2**64 - 1, 0x123456789ABCDEF0)]).view(np.uint64)}
+    keep = np.empty(n, np.uint8)
+    _variants.keep_mask(n, 7, 123, 40000, keep, n_threads)
+    out["keep_mask"] = keep
+    for name, call in [
+            ("dropout", lambda y: _variants.dropout(x, y, 7, 123, 40000, 65536 / 40000,
+                                                    n_threads)),
+            ("alpha", lambda y: _variants.alpha(x, y, 7, 123, 40000, 1.5, 0.1, -1.7, n_threads)),
+            ("gauss", lambda y: _variants.gauss(x, y, 7, 123, 0.37, n_threads)),
+            ("bcast", lambda y: _variants.bcast(
+                x, y, keep[:77], np.array([n // 77, 77], np.int64), np.array([0, 1], np.int64),
+                1.25, n_threads))]:
+        y = np.full_like(x, 99)
+        call(y)
+        out[name] = bits_of(y)
+    rows, units = 40, 1000
+    k8 = np.empty(rows * units, np.uint8)
+    _variants.exactk_mask(rows, units, 333, 7, 5, k8, np.empty(2 * units, np.uint64), n_threads)
+    out["exactk"] = k8
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_variant_kernel_gives_the_same_bits_on_every_isa(all_isas, dtype):
+    """Each ISA build of the variant kernels (libm calls included) matches the baseline's bits,
+    on one thread and on two."""
+    from cydrop import _kernels
+    assert "baseline" in all_isas
+    results = {}
+    for name in all_isas:
+        _kernels.set_isa(name)
+        for n_threads in (1, 2):
+            results[name, n_threads] = _every_variant_kernel(dtype, n_threads)
+    base = results["baseline", 1]
+    for key, got in results.items():
+        assert got.keys() == base.keys()
+        for op in base:
+            np.testing.assert_array_equal(got[op], base[op], err_msg=f"{key} {op}")
+
+
 # ------------------------------------------------------------------ dropout_nd
 
 ND_CASES = [

@@ -1,7 +1,7 @@
 /*
  * kernels_dump.c -- runs the C kernels without Python and writes their outputs to stdout.
  *
- * Usage: kernels_dump VARIANT. Exit status 77 when this CPU cannot run VARIANT.
+ * Usage: kernels_dump ISA. Exit status 77 when this CPU cannot run ISA.
  * tests/packaging/test_build.py compiles src/cydrop_kernels.c with this driver in several configurations
  * (default, -DCYDROP_NO_INTRINSICS, -DCYDROP_NO_VEC) and holds every output, bit for bit, to
  * the others and to cydrop.dropout. For each offset in OFFSETS and threshold in THRESHOLDS it
@@ -35,7 +35,7 @@ int main(int argc, char **argv)
     const cydrop_kernels *k = NULL;
     const int64_t nchunks = (N + CYDROP_CHUNK - 1) / CYDROP_CHUNK;
     int count = 0;
-    const cydrop_kernels *const *table = cydrop_variants(&count);
+    const cydrop_kernels *const *table = cydrop_isas(&count);
 
     if (argc != 2)
         return 2;
@@ -44,7 +44,7 @@ int main(int argc, char **argv)
             k = table[i];
     if (k == NULL)
         return 2;
-    if (!cydrop_variant_supported(k))
+    if (!cydrop_isa_supported(k))
         return 77;
     for (int i = 0; i < N; i++) {
         x32[i] = (float)((i % 1000) - 500) * 0.25f;
@@ -57,7 +57,7 @@ int main(int argc, char **argv)
         for (size_t h = 0; h < sizeof THRESHOLDS / sizeof THRESHOLDS[0]; h++) {
             const uint64_t key = cydrop_seed_key(SEED), off = OFFSETS[o];
             const uint32_t thr = THRESHOLDS[h];
-            const double scale = thr ? 65536.0 / thr : 0.0;
+            const double scale = cydrop_scale(thr);
             memset(bits, 0, sizeof bits);
             for (int64_t t = 0; t < nchunks; t++) {
                 k->forward_f32(x32, y32, N, key, off, thr, (float)scale, bits, bytes, t);

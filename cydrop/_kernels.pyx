@@ -1,15 +1,21 @@
 # cython: freethreading_compatible = False
-"""Dropout kernels: OpenMP loops over the C chunk kernels of src/cydrop_kernels.h.
+"""Dropout kernels: the Cython boundary of the C kernels of src/cydrop_kernels.h.
 
 Design
 ------
-a) src/cydrop_rng.h: the counter-based generator. The keep decision of an element is a pure
-   function of (seed, global index): blocks of 4096 elements are seeded from (seed, block index)
-   by splitmix64 and run eight xoshiro256++ lanes each.
-b) src/cydrop_kernels_impl.h: chunk kernels (4096 local elements) in plain C, compiled once per
-   ISA variant (baseline, AVX2, AVX-512); the best variant the CPU supports is chosen at import.
-c) This module: loops over chunks, `prange(schedule='static')` with the GIL released, or a plain
-   loop for one thread or few chunks. The chunk a thread gets never changes what it computes.
+a) C kernels: src/cydrop_rng.h is the counter-based generator (the keep decision of an element
+   is a pure function of (seed, global index): blocks of 4096 elements seeded from (seed, block
+   index) by splitmix64 run eight xoshiro256++ lanes each) and the rate contract
+   (``cydrop_threshold``, ``cydrop_scale``). src/cydrop_kernels_impl.h holds the chunk kernels
+   (4096 local elements) in plain C, compiled once per ISA (baseline, AVX2, AVX-512) into one
+   dispatch table per ISA; the best table the CPU supports is chosen at import (``set_isa``
+   changes it for this module and cydrop._variants alike: ``active_kernels``).
+b) Runner: cydrop/_parallel.pyx's ``run_tasks`` runs the tasks (chunks) of a call serially or
+   on an OpenMP team, by its one policy ``use_threads``; the chunk a thread gets never changes
+   what it computes. Each op below packs its arguments into a ctx struct and supplies a
+   float32 and a float64 task function.
+c) Wrappers: the Python-callable ``def`` functions (fused float/double memoryviews picking the
+   task function), the cache, and the fast paths.
 
 Callers (cydrop/_core.py) validate and allocate everything first: the functions here take
 contiguous 1-D buffers and trusted scalars, and cannot fail once they have released the GIL.
@@ -20,29 +26,27 @@ import os
 cimport numpy as cnp
 from cpython.long cimport PyLong_CheckExact
 from cpython.float cimport PyFloat_CheckExact
-from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, UINT64_MAX
 from libc.stdlib cimport getenv
 
 import numpy as np
 
 from cydrop import _validation   # pure Python; imports nothing else of cydrop's
+from cydrop import _contract   # pure Python: the rate contract's Python definition
+from cydrop._seeds import fresh_seed as _fresh_seed   # imports _validation and _contract only
 
 cnp.import_array()
 
 from cydrop._kernels cimport (
-    CYDROP_BLOCK, CYDROP_CHUNK, cydrop_kernels, cydrop_seed_key, cydrop_threshold,
-    cydrop_variant_supported, cydrop_variants,
+    CYDROP_BLOCK, CYDROP_CHUNK, ChunkCtx, cydrop_isa_supported, cydrop_isas, cydrop_kernels, cydrop_mix64,
+    cydrop_scale, cydrop_seed_key, cydrop_threshold,
 )
+from cydrop._openmp cimport effective_n_threads
+from cydrop._parallel cimport PARALLEL_MIN_WORK, run_tasks
 
 ctypedef fused floating:
     float
     double
-
-# Below this many chunks (128K elements) a call runs on the calling thread: a parallel region costs
-# microseconds, and its idle workers spin for a while afterwards, taking the cores from whatever
-# runs next (a BLAS call in a training step). The result is the same either way.
-cdef int64_t PARALLEL_MIN_CHUNKS = 32
 
 BLOCK = CYDROP_BLOCK
 CHUNK = CYDROP_CHUNK
@@ -50,13 +54,17 @@ CHUNK = CYDROP_CHUNK
 cdef const cydrop_kernels *_active = NULL
 
 
+cdef const cydrop_kernels *active_kernels() noexcept nogil:
+    return _active
+
+
 def _isa_table():
     cdef int count = 0
     cdef const cydrop_kernels * const *table
     # Assigned on its own line: Cython 3.0.x dropped the initialiser of a pointer-to-const-
     # pointer declaration, leaving `table` unset and the first kernel call crashing.
-    table = cydrop_variants(&count)
-    return [(table[i].name.decode("ascii"), bool(cydrop_variant_supported(table[i])))
+    table = cydrop_isas(&count)
+    return [(table[i].name.decode("ascii"), bool(cydrop_isa_supported(table[i])))
             for i in range(count)]
 
 
@@ -66,44 +74,45 @@ def isas():
 
 
 def current_isa():
-    """Name of the ISA variant the kernels use now."""
+    """Name of the ISA the kernels use now."""
     return _active.name.decode("ascii")
 
 
 def set_isa(name=None):
-    """Select the ISA variant by name; ``None`` picks the best one the CPU supports.
+    """Select the ISA by name; ``None`` picks the best one the CPU supports.
 
-    All variants give bit-identical results; this exists for tests and debugging. The choice is
-    process-wide. Returns the name of the variant that was active before.
+    All ISAs give bit-identical results; this exists for tests and debugging. The choice is
+    process-wide and covers every kernel (the dropout variants' too). Returns the name of the
+    ISA that was active before.
 
     Raises
     ------
     ValueError
-        If ``name`` is not a variant of this build, or the CPU cannot run it.
+        If ``name`` is not an ISA of this build, or the CPU cannot run it.
     """
     global _active
     cdef int count = 0, i
     cdef const cydrop_kernels * const *table
-    table = cydrop_variants(&count)
+    table = cydrop_isas(&count)
     previous = None if _active == NULL else _active.name.decode("ascii")
     table_names = [n for n, _ in _isa_table()]
     if name is None:
         for i in range(count):
-            if cydrop_variant_supported(table[i]):
+            if cydrop_isa_supported(table[i]):
                 _active = table[i]
         return previous
     if name not in table_names:
         raise ValueError(
-            f"variant must be one of {table_names} (or None for the best), got {name!r}")
+            f"isa must be one of {table_names} (or None for the best), got {name!r}")
     i = table_names.index(name)
-    if not cydrop_variant_supported(table[i]):
+    if not cydrop_isa_supported(table[i]):
         raise ValueError(
-            f"variant {name!r} is not supported by this CPU; supported: {isas()}")
+            f"isa {name!r} is not supported by this CPU; supported: {isas()}")
     _active = table[i]
     return previous
 
 
-def _init_variant():
+def _init_isa():
     pinned = os.environ.get("CYDROP_ISA", "").strip()
     if pinned:
         try:
@@ -117,7 +126,7 @@ def _init_variant():
                           "is broken; rebuild it with Cython >= 3.1)")
 
 
-_init_variant()
+_init_isa()
 
 
 cdef inline uint8_t *_ptr_or_null(uint8_t[::1] a) noexcept:
@@ -134,128 +143,111 @@ def threshold(double keep):
     return cydrop_threshold(keep)
 
 
-cdef inline double _scale_of(uint32_t thr) noexcept nogil:
-    """The scale of kept elements: ``65536 / thr``, the exact inverse of the realised keep
-    probability; 0 when nothing is kept."""
-    return 65536.0 / thr if thr else 0.0
+def mix64(uint64_t z):
+    """``cydrop_mix64(z)``: splitmix64's output function."""
+    return cydrop_mix64(z)
 
 
-def threshold_and_scale(double rate):
-    """The rate contract: ``(threshold, scale)`` for the drop probability ``rate``, with
-    ``threshold = round((1 - rate) * 65536)`` and ``scale = 65536 / threshold`` (0 if 0)."""
-    cdef uint32_t thr = cydrop_threshold(1.0 - rate)
-    return thr, _scale_of(thr)
+def scale(uint32_t thr):
+    """``cydrop_scale(thr)`` = 65536 / thr (0 if thr == 0), the scale of kept elements."""
+    return cydrop_scale(thr)
 
 
-# ---------------------------------------------------------------- nogil runners (trusted input)
+# ------------------------------------------------ b) tasks and runners (trusted input, nogil)
+#
+# Each op fills a ChunkCtx (cydrop/_kernels.pxd); its task functions run one chunk t through the
+# ISA table snapshotted when the call began.
 
-cdef inline bint _serial(int64_t nchunks, int n_threads) noexcept nogil:
-    return n_threads <= 1 or nchunks < PARALLEL_MIN_CHUNKS
+cdef inline int64_t _nchunks(int64_t n) noexcept nogil:
+    return (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
 
 
-cdef inline int _team(int64_t nchunks, int n_threads) noexcept nogil:
-    """Never ask OpenMP for more threads than there are chunks (a team it cannot allocate
-    aborts the process); callers have already capped n_threads at the usable cores."""
-    return <int>nchunks if nchunks < n_threads else n_threads
+cdef inline void _init_ctx(ChunkCtx *c, const void *x, void *y, int64_t n, uint64_t seed,
+                           uint64_t offset, uint32_t thr, double scale) noexcept nogil:
+    c.k, c.x, c.b, c.y, c.n, c.m = _active, x, NULL, y, n, 0
+    c.key, c.offset, c.thr, c.s[0] = cydrop_seed_key(seed), offset, thr, scale
+    c.bits, c.bytes_, c.mask, c.is_bits = NULL, NULL, NULL, False
+
+
+cdef void _forward_f32_task(void *ctx, int64_t t) noexcept nogil:
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.forward_f32(<const float *>c.x, <float *>c.y, c.n, c.key, c.offset, c.thr,
+                    <float>c.s[0], c.bits, c.bytes_, t)
+
+
+cdef void _forward_f64_task(void *ctx, int64_t t) noexcept nogil:
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.forward_f64(<const double *>c.x, <double *>c.y, c.n, c.key, c.offset, c.thr, c.s[0],
+                    c.bits, c.bytes_, t)
 
 
 cdef void run_forward(bint f32, const void *x, void *y, int64_t n, uint64_t seed,
                       uint64_t offset, uint32_t thr, double scale, uint8_t *bits,
                       uint8_t *bytes_, int n_threads) noexcept nogil:
     """y := where(keep(offset + i), x * scale, +0.0); the mask also goes to bits / bytes_."""
-    cdef int64_t t, nchunks = (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
-    cdef const cydrop_kernels *k = _active
-    cdef uint64_t key = cydrop_seed_key(seed)
-    cdef float s32 = <float>scale
-    n_threads = _team(nchunks, n_threads)
-    if f32:
-        if _serial(nchunks, n_threads):
-            for t in range(nchunks):
-                k.forward_f32(<const float *>x, <float *>y, n, key, offset, thr, s32, bits,
-                              bytes_, t)
-        else:
-            for t in prange(nchunks, schedule="static", num_threads=n_threads):
-                k.forward_f32(<const float *>x, <float *>y, n, key, offset, thr, s32, bits,
-                              bytes_, t)
-    else:
-        if _serial(nchunks, n_threads):
-            for t in range(nchunks):
-                k.forward_f64(<const double *>x, <double *>y, n, key, offset, thr, scale, bits,
-                              bytes_, t)
-        else:
-            for t in prange(nchunks, schedule="static", num_threads=n_threads):
-                k.forward_f64(<const double *>x, <double *>y, n, key, offset, thr, scale, bits,
-                              bytes_, t)
+    cdef ChunkCtx c
+    _init_ctx(&c, x, y, n, seed, offset, thr, scale)
+    c.bits, c.bytes_ = bits, bytes_
+    run_tasks(_forward_f32_task if f32 else _forward_f64_task, &c, _nchunks(n), n, n_threads)
+
+
+cdef void _backward_f32_task(void *ctx, int64_t t) noexcept nogil:
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.backward_f32(<const float *>c.x, <float *>c.y, c.n, c.mask, c.is_bits, <float>c.s[0], t)
+
+
+cdef void _backward_f64_task(void *ctx, int64_t t) noexcept nogil:
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.backward_f64(<const double *>c.x, <double *>c.y, c.n, c.mask, c.is_bits, c.s[0], t)
 
 
 cdef void run_backward(bint f32, const void *dy, void *dx, int64_t n, const uint8_t *mask,
                        bint is_bits, double scale, int n_threads) noexcept nogil:
     """dx := where(mask, dy * scale, +0.0) from a stored mask (packed bits or 0/1 bytes)."""
-    cdef int64_t t, nchunks = (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
-    cdef const cydrop_kernels *k = _active
-    cdef float s32 = <float>scale
-    n_threads = _team(nchunks, n_threads)
-    if f32:
-        if _serial(nchunks, n_threads):
-            for t in range(nchunks):
-                k.backward_f32(<const float *>dy, <float *>dx, n, mask, is_bits, s32, t)
-        else:
-            for t in prange(nchunks, schedule="static", num_threads=n_threads):
-                k.backward_f32(<const float *>dy, <float *>dx, n, mask, is_bits, s32, t)
-    else:
-        if _serial(nchunks, n_threads):
-            for t in range(nchunks):
-                k.backward_f64(<const double *>dy, <double *>dx, n, mask, is_bits, scale, t)
-        else:
-            for t in prange(nchunks, schedule="static", num_threads=n_threads):
-                k.backward_f64(<const double *>dy, <double *>dx, n, mask, is_bits, scale, t)
+    cdef ChunkCtx c
+    _init_ctx(&c, dy, dx, n, 0, 0, 0, scale)
+    c.mask, c.is_bits = mask, is_bits
+    run_tasks(_backward_f32_task if f32 else _backward_f64_task, &c, _nchunks(n), n, n_threads)
+
+
+cdef void _mask_task(void *ctx, int64_t t) noexcept nogil:
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.mask(c.n, c.key, c.offset, c.thr, c.bits, c.bytes_, t)
 
 
 cdef void run_mask(int64_t n, uint64_t seed, uint64_t offset, uint32_t thr, uint8_t *bits,
                    uint8_t *bytes_, int n_threads) noexcept nogil:
     """The keep mask of elements offset .. offset + n - 1, as packed bits and/or 0/1 bytes."""
-    cdef int64_t t, nchunks = (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
-    cdef const cydrop_kernels *k = _active
-    cdef uint64_t key = cydrop_seed_key(seed)
-    n_threads = _team(nchunks, n_threads)
-    if _serial(nchunks, n_threads):
-        for t in range(nchunks):
-            k.mask(n, key, offset, thr, bits, bytes_, t)
-    else:
-        for t in prange(nchunks, schedule="static", num_threads=n_threads):
-            k.mask(n, key, offset, thr, bits, bytes_, t)
+    cdef ChunkCtx c
+    _init_ctx(&c, NULL, NULL, n, seed, offset, thr, 0.0)
+    c.bits, c.bytes_ = bits, bytes_
+    run_tasks(_mask_task, &c, _nchunks(n), n, n_threads)
+
+
+cdef void _bias_relu_dropout_f32_task(void *ctx, int64_t t) noexcept nogil:
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.bias_relu_dropout_f32(<const float *>c.x, <const float *>c.b, <float *>c.y, c.n, c.m,
+                              c.key, c.offset, c.thr, <float>c.s[0], t)
+
+
+cdef void _bias_relu_dropout_f64_task(void *ctx, int64_t t) noexcept nogil:
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    c.k.bias_relu_dropout_f64(<const double *>c.x, <const double *>c.b, <double *>c.y, c.n, c.m,
+                              c.key, c.offset, c.thr, c.s[0], t)
 
 
 cdef void run_bias_relu_dropout(bint f32, const void *z, const void *b, void *a, int64_t n,
                                 int64_t m, uint64_t seed, uint64_t offset, uint32_t thr,
                                 double scale, int n_threads) noexcept nogil:
     """a := dropout(relu(z + b)) over a row-major (n / m, m) activation."""
-    cdef int64_t t, nchunks = (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK
-    cdef const cydrop_kernels *k = _active
-    cdef uint64_t key = cydrop_seed_key(seed)
-    cdef float s32 = <float>scale
-    n_threads = _team(nchunks, n_threads)
-    if f32:
-        if _serial(nchunks, n_threads):
-            for t in range(nchunks):
-                k.bias_relu_dropout_f32(<const float *>z, <const float *>b, <float *>a, n, m,
-                                        key, offset, thr, s32, t)
-        else:
-            for t in prange(nchunks, schedule="static", num_threads=n_threads):
-                k.bias_relu_dropout_f32(<const float *>z, <const float *>b, <float *>a, n, m,
-                                        key, offset, thr, s32, t)
-    else:
-        if _serial(nchunks, n_threads):
-            for t in range(nchunks):
-                k.bias_relu_dropout_f64(<const double *>z, <const double *>b, <double *>a, n,
-                                        m, key, offset, thr, scale, t)
-        else:
-            for t in prange(nchunks, schedule="static", num_threads=n_threads):
-                k.bias_relu_dropout_f64(<const double *>z, <const double *>b, <double *>a, n,
-                                        m, key, offset, thr, scale, t)
+    cdef ChunkCtx c
+    _init_ctx(&c, z, a, n, seed, offset, thr, scale)
+    c.b, c.m = b, m
+    run_tasks(_bias_relu_dropout_f32_task if f32 else _bias_relu_dropout_f64_task, &c,
+              _nchunks(n), n, n_threads)
 
 
-# ------------------------------------------------ Python-callable twins (buffers already checked)
+# ------------------------------------------------ c) Python-callable wrappers (buffers checked)
 
 def forward(const floating[::1] x,     # IN
             floating[::1] y,           # OUT (may be x itself)
@@ -294,31 +286,6 @@ def mask(int64_t n, uint64_t seed, uint64_t offset, uint32_t thr,
     cdef uint8_t *pbytes = _ptr_or_null(bytes_)
     with nogil:
         run_mask(n, seed, offset, thr, pbits, pbytes, n_threads)
-
-
-def stream_scale(const float[::1] x, float[::1] y, float s, int n_threads=1):
-    """y := x * s, chunked and threaded exactly like :func:`forward`: the benchmarks' floor.
-
-    A STREAM-style scale has the memory traffic of a dropout forward and no generator, so its
-    time at 1 and at ``n_threads`` threads is what the memory system allows; the thread scaling
-    of cydrop's forward is judged against this one's. Not part of the public API.
-    """
-    cdef int64_t t, nchunks = (x.shape[0] + CYDROP_CHUNK - 1) // CYDROP_CHUNK
-    cdef const cydrop_kernels *k = _active
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"y: must have x's {x.shape[0]} elements, got {y.shape[0]}")
-    if n_threads < 1:
-        raise ValueError(f"n_threads: must be >= 1, got {n_threads}")
-    if nchunks and not _ranges_disjoint(<const char *>&x[0], x.shape[0] * sizeof(float),
-                                        <const char *>&y[0], y.shape[0] * sizeof(float)):
-        raise ValueError("y: must not overlap x")
-    with nogil:
-        if _serial(nchunks, n_threads):
-            for t in range(nchunks):
-                k.stream_scale_f32(&x[0], &y[0], x.shape[0], s, t)
-        else:
-            for t in prange(nchunks, schedule="static", num_threads=n_threads):
-                k.stream_scale_f32(&x[0], &y[0], x.shape[0], s, t)
 
 
 def bias_relu_dropout(const floating[:, ::1] z,   # IN  (rows, m)
@@ -414,7 +381,6 @@ cdef class DropoutCache:
 
     def keep_mask(self):
         """The forward call's keep mask as a uint8 0/1 array of ``shape`` (1 = kept)."""
-        from cydrop._openmp import effective_n_threads
         cdef int64_t size = 1
         for d in self.shape:
             size *= d
@@ -518,7 +484,7 @@ def restore_cache(rate, seed, offset, threshold, scale, shape, dtype, mask_mode,
         raise ValueError(f"a {mask_mode!r} cache needs 0 < rate <= 1, got rate=0.0")
     seed = V.check_uint64(seed, "cache seed")
     offset = V.check_offset(offset, size, "cache offset")
-    thr, expected_scale = threshold_and_scale(rate)
+    thr, expected_scale = _contract.threshold_and_scale(rate)
     if threshold != thr or scale != expected_scale:
         raise ValueError(f"cache threshold and scale must follow from rate={rate!r} "
                          f"(threshold={thr}, scale={expected_scale!r}), got "
@@ -616,14 +582,14 @@ cdef inline int _fast_threads(object n_threads, int64_t n) except -2:
     cdef const char *env
     if n_threads is not None and (not PyLong_CheckExact(n_threads) or n_threads == 0):
         return -1
-    if (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK < PARALLEL_MIN_CHUNKS:
+    if n < PARALLEL_MIN_WORK:
+        # use_threads(n, any count) is False: the call runs serially whatever n_threads says.
         # CYDROP_NUM_THREADS is validated by effective_n_threads, which a small call skips:
         # with it set, the general path decides (C getenv sees os.environ's changes: putenv).
         env = getenv("CYDROP_NUM_THREADS")
         if env != NULL and env[0] != 0:
             return -1
         return 1
-    from cydrop._openmp import effective_n_threads
     return effective_n_threads(n_threads)
 
 
@@ -632,9 +598,6 @@ cdef inline bint _uint64_value(object v, uint64_t *res) noexcept:
         return False
     res[0] = <uint64_t>v
     return True
-
-
-cdef object _fresh_seed = None
 
 
 cdef inline bint _usable_mask_out(object buf, object mask, cnp.ndarray x, cnp.ndarray y,
@@ -660,7 +623,6 @@ cdef inline bint _usable_mask_out(object buf, object mask, cnp.ndarray x, cnp.nd
 
 def fast_forward(x, rate, seed, offset, out, mask, n_threads, mask_out=None):
     """(out, cache) for a valid training call with rate in (0, 1], or None (not handled)."""
-    global _fresh_seed
     cdef cnp.ndarray xa, ya, stored
     cdef double r, scale
     cdef uint64_t s, o
@@ -680,9 +642,6 @@ def fast_forward(x, rate, seed, offset, out, mask, n_threads, mask_out=None):
     if n == 0 or not _uint64_value(offset, &o) or (o != 0 and <uint64_t>n - 1 > UINT64_MAX - o):
         return None
     if seed is None:
-        if _fresh_seed is None:
-            from cydrop._seeds import fresh_seed as _fs
-            _fresh_seed = _fs
         seed = _fresh_seed()
     if not _uint64_value(seed, &s):
         return None
@@ -709,7 +668,7 @@ def fast_forward(x, rate, seed, offset, out, mask, n_threads, mask_out=None):
     elif mask != "recompute":
         return None
     thr = cydrop_threshold(1.0 - r)
-    scale = _scale_of(thr)
+    scale = cydrop_scale(thr)
     f32 = cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT32
     with nogil:
         run_forward(f32, cnp.PyArray_DATA(xa), cnp.PyArray_DATA(ya), n, s, o, thr, scale,

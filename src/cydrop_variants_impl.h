@@ -1,94 +1,35 @@
 /*
- * cydrop_variants.c -- kernels of cydrop's dropout variants (see cydrop_variants.h).
+ * cydrop_variants_impl.h -- the dropout variants' kernels, compiled once per ISA.
+ *
+ * Included by cydrop_kernels_impl.h (never on its own), inside each ISA's build: the kernels
+ * take their draws from that build's cydrop_fill_draws, the one generator, and enter the ISA's
+ * dispatch table (cydrop_kernels.h declares them and says what each computes). Their keep mask
+ * and plain inverted dropout are the core `mask` and `forward` kernels.
  *
  * Baseline C written to vectorise: selects are done on bits (an all-ones/zero mask ANDed with
  * the value), never with `?:` on floats, which GCC will not vectorise under trapping math.
- * The file is compiled with -std=c99 (no FP contraction), so `a * x + b` is two roundings,
- * exactly what NumPy computes in cydrop/reference_variants.py. GaussianDropout calls libm's
- * log, cos and sqrt, one element at a time (sqrt is exact; log and cos are those of the
- * platform's libm, which Python's math module also calls).
+ * Floating-point contraction is off (see cydrop_kernels.c), and every multiply-add below is
+ * also written as two statements, so `a * x + b` is two roundings on every ISA, exactly what
+ * NumPy computes in cydrop/reference_variants.py. GaussianDropout calls libm's log, cos and
+ * sqrt one element at a time: the same functions under every ISA (sqrt is exact; log and cos
+ * are those of the platform's libm, which Python's math module also calls).
  */
+#ifndef CYDROP_ISA
+#error "cydrop_variants_impl.h is included by cydrop_kernels_impl.h"
+#endif
+
 #include <math.h>
-#include <string.h>
 
-#include "cydrop_variants.h"
-
-#define CYDROP_MIN(a, b) ((a) < (b) ? (a) : (b))
-
-void cydrop_v_fill_draws(uint64_t key, uint64_t p0, int64_t count, uint16_t *d)
-{
-    uint64_t out[CYDROP_LANES];
-    uint16_t tmp[CYDROP_PER_STEP];
-    cydrop_lanes st;
-    while (count > 0) {
-        const uint64_t block = p0 / CYDROP_BLOCK;
-        const int64_t e0 = (int64_t)(p0 % CYDROP_BLOCK);
-        const int64_t e1 = CYDROP_MIN(e0 + count, (int64_t)CYDROP_BLOCK);
-        const int64_t s0 = e0 / CYDROP_PER_STEP, s1 = (e1 + CYDROP_PER_STEP - 1) / CYDROP_PER_STEP;
-        cydrop_lanes_seed(&st, key, block);
-        for (int64_t s = 0; s < s0; s++)
-            cydrop_lanes_next(&st, out);
-        for (int64_t s = s0; s < s1; s++) {
-            const int64_t lo = s * CYDROP_PER_STEP;
-            cydrop_lanes_next(&st, out);
-            if (lo >= e0 && lo + CYDROP_PER_STEP <= e1) {
-                cydrop_store_draws(d + (lo - e0), out);
-            } else {
-                const int64_t a = lo > e0 ? lo : e0;
-                const int64_t b = CYDROP_MIN(lo + CYDROP_PER_STEP, e1);
-                cydrop_store_draws(tmp, out);
-                for (int64_t e = a; e < b; e++)
-                    d[e - e0] = tmp[e - lo];
-            }
-        }
-        d += e1 - e0;
-        count -= e1 - e0;
-        p0 += (uint64_t)(e1 - e0);
-    }
-}
-
-static inline int64_t chunk_count(int64_t n, int64_t t)
-{
-    return CYDROP_MIN(n - t * CYDROP_VCHUNK, (int64_t)CYDROP_VCHUNK);
-}
-
-void cydrop_v_keep(int64_t n, uint64_t key, uint64_t offset, uint32_t thr, uint8_t *keep,
-                   int64_t t)
-{
-    uint16_t d[CYDROP_VCHUNK];
-    const int64_t lo = t * CYDROP_VCHUNK, cnt = chunk_count(n, t);
-    cydrop_v_fill_draws(key, offset + (uint64_t)lo, cnt, d);
-    for (int64_t i = 0; i < cnt; i++)
-        keep[lo + i] = (uint8_t)((uint32_t)d[i] < thr);
-}
-
-/* y[i] := bits of v if m else +0.0 (m all-ones or zero). */
-#define CYDROP_DEFINE_ELEMENTWISE(T, U, SUF)                                                   \
-    void cydrop_v_dropout_##SUF(const T *x, T *y, int64_t n, uint64_t key, uint64_t offset,    \
-                                uint32_t thr, T scale, int64_t t)                              \
+#define CYDROP_DEFINE_VARIANTS(T, U, SUF)                                                      \
+    static void CYDROP_FN(cydrop_alpha_dropout_##SUF)(const T *x, T *y, int64_t n,            \
+                                                       uint64_t key, uint64_t offset,          \
+                                                       uint32_t thr, T a, T b, T c, int64_t t) \
     {                                                                                          \
-        uint16_t d[CYDROP_VCHUNK];                                                             \
-        const int64_t lo = t * CYDROP_VCHUNK, cnt = chunk_count(n, t);                         \
-        cydrop_v_fill_draws(key, offset + (uint64_t)lo, cnt, d);                              \
-        x += lo;                                                                               \
-        y += lo;                                                                               \
-        for (int64_t i = 0; i < cnt; i++) {                                                    \
-            const T v = x[i] * scale;                                                          \
-            U b;                                                                               \
-            memcpy(&b, &v, sizeof b);                                                          \
-            b &= -(U)((uint32_t)d[i] < thr);                                                   \
-            memcpy(&y[i], &b, sizeof b);                                                       \
-        }                                                                                      \
-    }                                                                                          \
-                                                                                               \
-    void cydrop_v_alpha_##SUF(const T *x, T *y, int64_t n, uint64_t key, uint64_t offset,      \
-                              uint32_t thr, T a, T b, T c, int64_t t)                          \
-    {                                                                                          \
-        uint16_t d[CYDROP_VCHUNK];                                                             \
-        const int64_t lo = t * CYDROP_VCHUNK, cnt = chunk_count(n, t);                         \
+        uint16_t d[CYDROP_CHUNK];                                                              \
+        const int64_t lo = t * CYDROP_CHUNK, cnt = CYDROP_FN(cydrop_chunk_count)(n, t);        \
         U cb;                                                                                  \
         memcpy(&cb, &c, sizeof cb);                                                            \
-        cydrop_v_fill_draws(key, offset + (uint64_t)lo, cnt, d);                              \
+        CYDROP_FN(cydrop_fill_draws)(key, offset + (uint64_t)lo, cnt, d);                      \
         x += lo;                                                                               \
         y += lo;                                                                               \
         for (int64_t i = 0; i < cnt; i++) {                                                    \
@@ -102,9 +43,10 @@ void cydrop_v_keep(int64_t n, uint64_t key, uint64_t offset, uint32_t thr, uint8
         }                                                                                      \
     }                                                                                          \
                                                                                                \
-    void cydrop_v_bcast_##SUF(const T *x, T *y, const uint8_t *keep, int nd,                   \
-                              const int64_t *shape, const int64_t *mstride, T scale,           \
-                              int64_t r0, int64_t r1)                                          \
+    static void CYDROP_FN(cydrop_broadcast_apply_##SUF)(const T *x, T *y, const uint8_t *keep, \
+                                                         int nd, const int64_t *shape,         \
+                                                         const int64_t *mstride, T scale,      \
+                                                         int64_t r0, int64_t r1)               \
     {                                                                                          \
         int64_t idx[64];                                                                       \
         const int64_t len = shape[nd - 1], ms = mstride[nd - 1];                               \
@@ -148,38 +90,43 @@ void cydrop_v_keep(int64_t n, uint64_t key, uint64_t offset, uint32_t thr, uint8
         }                                                                                      \
     }                                                                                          \
                                                                                                \
-    void cydrop_v_gauss_##SUF(const T *x, T *y, int64_t n, uint64_t key, uint64_t offset,      \
-                              double sigma, int64_t t)                                         \
+    static void CYDROP_FN(cydrop_gaussian_dropout_##SUF)(const T *x, T *y, int64_t n,         \
+                                                          uint64_t key, uint64_t offset,       \
+                                                          double sigma, int64_t t)             \
     {                                                                                          \
         uint16_t d[4 * 1024];                                                                  \
-        const int64_t lo = t * CYDROP_VCHUNK, cnt = chunk_count(n, t);                         \
+        const int64_t lo = t * CYDROP_CHUNK, cnt = CYDROP_FN(cydrop_chunk_count)(n, t);        \
         for (int64_t s = 0; s < cnt; s += 1024) {                                              \
-            const int64_t m = CYDROP_MIN(cnt - s, (int64_t)1024);                              \
+            const int64_t m = cnt - s < 1024 ? cnt - s : 1024;                                 \
             const uint64_t w0 = offset + (uint64_t)(lo + s);                                   \
-            cydrop_v_fill_draws(key, 4 * w0, 4 * m, d);                                        \
+            CYDROP_FN(cydrop_fill_draws)(key, 4 * w0, 4 * m, d);                               \
             for (int64_t i = 0; i < m; i++) {                                                  \
                 const uint64_t w = (uint64_t)d[4 * i] | (uint64_t)d[4 * i + 1] << 16 |         \
                                    (uint64_t)d[4 * i + 2] << 32 | (uint64_t)d[4 * i + 3] << 48; \
-                const double eps = 1.0 + sigma * cydrop_v_normal(w);                           \
+                const double sz = sigma * CYDROP_FN(cydrop_standard_normal)(w);                \
+                const double eps = 1.0 + sz;                                                   \
                 y[lo + s + i] = x[lo + s + i] * (T)eps;                                        \
             }                                                                                  \
         }                                                                                      \
     }
 
-CYDROP_DEFINE_ELEMENTWISE(float, uint32_t, f32)
-CYDROP_DEFINE_ELEMENTWISE(double, uint64_t, f64)
-
-double cydrop_v_normal(uint64_t w)
+static double CYDROP_FN(cydrop_standard_normal)(uint64_t w)
 {
     const double u1 = ((double)(w >> 32) + 0.5) / 4294967296.0;
     const double u2 = (double)(w & 0xffffffffULL) / 4294967296.0;
-    const double r = sqrt(-2.0 * log(u1));
-    return r * cos(6.283185307179586 * u2);
+    const double l = log(u1);
+    const double r = sqrt(-2.0 * l);
+    const double c = cos(6.283185307179586 * u2);
+    return r * c;
 }
+
+CYDROP_DEFINE_VARIANTS(float, uint32_t, f32)
+CYDROP_DEFINE_VARIANTS(double, uint64_t, f64)
+#undef CYDROP_DEFINE_VARIANTS
 
 /* Rearrange a[0 .. n) so that a[0 .. k) hold its k smallest values (Hoare quickselect,
  * median-of-three pivots, insertion sort below 16). Keys are distinct. */
-static void select_smallest(uint64_t *a, int64_t n, int64_t k)
+static void CYDROP_FN(cydrop_select_smallest)(uint64_t *a, int64_t n, int64_t k)
 {
     int64_t lo = 0, hi = n - 1;
     const int64_t target = k - 1;
@@ -225,10 +172,10 @@ static void select_smallest(uint64_t *a, int64_t n, int64_t k)
     }
 }
 
-void cydrop_v_exactk_row(int64_t n, int64_t k, uint64_t key, uint64_t h0, uint8_t *keep,
-                         uint64_t *scratch)
+static void CYDROP_FN(cydrop_exact_k_row)(int64_t n, int64_t k, uint64_t key, uint64_t h0,
+                                          uint8_t *keep, uint64_t *scratch)
 {
-    uint16_t d[CYDROP_VCHUNK];
+    uint16_t d[CYDROP_CHUNK];
     memset(keep, 1, (size_t)n);
     if (k <= 0)
         return;
@@ -236,15 +183,15 @@ void cydrop_v_exactk_row(int64_t n, int64_t k, uint64_t key, uint64_t h0, uint8_
         memset(keep, 0, (size_t)n);
         return;
     }
-    for (int64_t j0 = 0; j0 < n; j0 += CYDROP_VCHUNK / 2) {
-        const int64_t m = CYDROP_MIN(n - j0, (int64_t)(CYDROP_VCHUNK / 2));
-        cydrop_v_fill_draws(key, 2 * (h0 + (uint64_t)j0), 2 * m, d);
+    for (int64_t j0 = 0; j0 < n; j0 += CYDROP_CHUNK / 2) {
+        const int64_t m = n - j0 < CYDROP_CHUNK / 2 ? n - j0 : CYDROP_CHUNK / 2;
+        CYDROP_FN(cydrop_fill_draws)(key, 2 * (h0 + (uint64_t)j0), 2 * m, d);
         for (int64_t i = 0; i < m; i++) {
             const uint64_t u = (uint64_t)d[2 * i] | (uint64_t)d[2 * i + 1] << 16;
             scratch[j0 + i] = u << 32 | (uint64_t)(j0 + i);
         }
     }
-    select_smallest(scratch, n, k);
+    CYDROP_FN(cydrop_select_smallest)(scratch, n, k);
     for (int64_t i = 0; i < k; i++)
         keep[scratch[i] & 0xffffffffULL] = 0;
 }

@@ -1,5 +1,13 @@
 """Thread control: the one place that turns a user's ``n_threads`` into a thread count.
 
+Design
+------
+a) C: the OpenMP shim of cydrop/_openmp.pxd (``omp_get_max_threads``, ``omp_get_thread_num``;
+   stubs returning 1 / 0 in the serial build).
+b) Runner: none here; cydrop/_parallel.pyx runs the tasks with the count resolved here.
+c) Wrappers: ``effective_n_threads`` is a ``cpdef`` declared in _openmp.pxd, so the Cython fast
+   paths cimport and call it in C; ``openmp_enabled`` and ``forked_serial`` are plain functions.
+
 Fork safety
 -----------
 GNU libgomp keeps its worker threads in a pool that ``fork()`` does not copy: a child process
@@ -30,7 +38,6 @@ the team.
 
 import os
 
-from cydrop._openmp cimport CYDROP_OPENMP_ENABLED, omp_get_max_threads
 
 
 def openmp_enabled():
@@ -90,7 +97,7 @@ def _usable_cpus():
     return max(1, n)
 
 
-def effective_n_threads(n_threads=None):
+cpdef int effective_n_threads(object n_threads=None) except -1:
     """Resolve a requested thread count into the number of threads kernels will use.
 
     Parameters
