@@ -310,15 +310,15 @@ def check_real(value, name, *, low=None, low_inclusive=True, high=None, high_inc
     try:
         as_float = float(value)
     except OverflowError:
-        raise ValueError(f"{name} must satisfy {rule} as a finite float, got {_short(value)} "
-                         f"(too large for a float)") from None
+        raise ValueError(f"{name} must satisfy {rule}, got {_short(value)}, which is too "
+                         f"large for a float") from None
     ok = math.isfinite(as_float)
     if ok and low is not None:
         ok = as_float >= low if low_inclusive else as_float > low
     if ok and high is not None:
         ok = as_float <= high if high_inclusive else as_float < high
     if not ok:
-        raise ValueError(f"{name} must satisfy {rule} as a finite float, got {_short(value)}")
+        raise ValueError(f"{name} must satisfy {rule}, got {_short(value)}")
     return as_float
 
 

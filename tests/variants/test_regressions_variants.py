@@ -726,7 +726,7 @@ def test_huge_numbers_in_optimizers_solver_and_penalties(value):
         nn.Adam(epsilon=value)
     with pytest.raises(ValueError, match="decay must satisfy"):
         nn.Adam(decay=value)
-    with pytest.raises(ValueError, match=r"weight_l2 must satisfy 0.0 <= weight_l2 as a finite float, got .*too large"):
+    with pytest.raises(ValueError, match=r"weight_l2 must satisfy 0.0 <= weight_l2, got .*too large for a float"):
         nn.Dense(2, 2, weight_l2=value)
     with pytest.raises(ValueError, match="reg must be a real number >= 0"):
         nn.FullyConnectedNet([3], input_dim=2, num_classes=2, reg=value)
