@@ -5,14 +5,12 @@ import re
 import sys
 import types
 
-import numpy as np
 import pytest
 
 from cydrop.apps import cli
 from cydrop.nn import Progress
 
-from helpers import run_python
-from test_data import _mnist_dir
+from helpers import mnist_dir, run_python
 
 
 def run(argv, capsys):
@@ -38,8 +36,8 @@ def test_train_spiral_summary(capsys):
 
 
 def test_train_is_reproducible_and_quiet(capsys):
-    argv = ["train", "--epochs", "2", "--hidden", "16,16", "--rates", "0.2,0.5", "--optimizer", "momentum",
-            "--quiet", "--seed", "5"]
+    argv = ["train", "--epochs", "2", "--hidden", "16,16", "--rates", "0.2,0.5",
+            "--optimizer", "momentum", "--quiet", "--seed", "5"]
     code1, out1, _ = run(argv, capsys)
     code2, out2, _ = run(argv, capsys)
     assert code1 == code2 == 0
@@ -58,7 +56,8 @@ def test_train_is_reproducible_and_quiet(capsys):
     (["train", "--threads", "0"], "must be a non-zero integer"),
     (["train", "--plot", "out.jpg"], "must be a .png file name, got 'out.jpg'"),
     (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
-    (["train", "--hidden", "8,8", "--rates", "0.1,0.2,0.3"], "--rates must give one rate or one per hidden"),
+    (["train", "--hidden", "8,8", "--rates", "0.1,0.2,0.3"],
+     "--rates must give one rate or one per hidden"),
     (["train", "mnist"], "mnist needs PATH"),
     (["train", "spiral", "/tmp"], "PATH is only used with mnist"),
     (["experiment", "mnist"], "invalid choice: 'mnist'"),
@@ -85,9 +84,10 @@ def test_missing_and_malformed_mnist_files(tmp_path, capsys):
 
 
 def test_train_on_idx_files(tmp_path, capsys):
-    _mnist_dir(tmp_path, n=40, kind="train")
-    _mnist_dir(tmp_path, n=10, kind="test")
-    code, out, err = run(["train", "mnist", str(tmp_path), "--epochs", "2", "--hidden", "16", "--quiet"], capsys)
+    mnist_dir(tmp_path, n=40, kind="train")
+    mnist_dir(tmp_path, n=10, kind="test")
+    code, out, err = run(["train", "mnist", str(tmp_path), "--epochs", "2", "--hidden", "16",
+                          "--quiet"], capsys)
     assert code == 0, err
     assert "784 -> 16 -> 10" in out
 
@@ -105,7 +105,8 @@ def test_plot_without_matplotlib_is_a_clear_message(monkeypatch, capsys):
 def test_plot_writes_png(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     png = tmp_path / "curves.png"
-    code, out, err = run(["train", "--epochs", "2", "--hidden", "8", "--quiet", "--plot", str(png)], capsys)
+    code, out, err = run(["train", "--epochs", "2", "--hidden", "8", "--quiet", "--plot", str(png)],
+                         capsys)
     assert code == 0, err
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -1,7 +1,5 @@
 """Tests of cydrop.apps.data: spiral data, digits wrapper, IDX / MNIST loader."""
 
-import gzip
-import struct
 import sys
 
 import numpy as np
@@ -9,30 +7,7 @@ import pytest
 
 from cydrop.apps import data
 
-
-def write_idx(path, array, *, gz=False, code=0x08):
-    """Write ``array`` as an IDX file (big-endian header, MNIST's format)."""
-    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    dtype = {0x08: ">u1", 0x0B: ">i2", 0x0D: ">f4"}[code]
-    payload = header + np.ascontiguousarray(array, dtype=dtype).tobytes()
-    if gz:
-        with gzip.open(path, "wb") as fh:
-            fh.write(payload)
-    else:
-        path.write_bytes(payload)
-    return path
-
-
-def _mnist_dir(tmp_path, n=7, gz=True, kind="train"):
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-    labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-    stem = "train" if kind == "train" else "t10k"
-    suffix = ".gz" if gz else ""
-    write_idx(tmp_path / f"{stem}-images-idx3-ubyte{suffix}", images, gz=gz)
-    write_idx(tmp_path / f"{stem}-labels-idx1-ubyte{suffix}", labels, gz=gz)
-    return images, labels
-
+from helpers import mnist_dir, write_idx
 
 # ---------------------------------------------------------------- spiral
 
@@ -43,7 +18,8 @@ def test_spiral_shape_labels_and_geometry():
     assert y.dtype == np.uint8
     np.testing.assert_array_equal(np.bincount(y), [100, 100, 100])
     r = np.hypot(X[:, 0], X[:, 1])
-    np.testing.assert_allclose(r[:100], np.linspace(0, 1, 100), atol=1e-12)  # radius is linspace(0, 1)
+    # the radius is linspace(0, 1)
+    np.testing.assert_allclose(r[:100], np.linspace(0, 1, 100), atol=1e-12)
     assert data.spiral_data(10, 2, seed=0, dtype=np.float32)[0].dtype == np.float32
 
 
@@ -90,7 +66,8 @@ def test_load_digits():
 def test_load_digits_without_sklearn_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(ImportError, match=r"needs scikit-learn; install it with pip install 'cydrop\[digits\]'"):
+    with pytest.raises(ImportError,
+                       match=r"needs scikit-learn; install it with pip install 'cydrop\[digits\]'"):
         data.load_digits()
 
 
@@ -109,7 +86,7 @@ def test_load_idx_roundtrip(tmp_path, gz):
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_load_mnist(tmp_path, gz):
-    images, labels = _mnist_dir(tmp_path, gz=gz)
+    images, labels = mnist_dir(tmp_path, gz=gz)
     X, y = data.load_mnist(tmp_path)
     assert X.shape == (7, 784) and X.dtype == np.float32
     np.testing.assert_allclose(X, images.reshape(7, -1) / np.float32(255))
@@ -120,9 +97,10 @@ def test_load_mnist(tmp_path, gz):
 
 
 def test_load_mnist_test_kind(tmp_path):
-    _, labels = _mnist_dir(tmp_path, n=3, kind="test")
+    _, labels = mnist_dir(tmp_path, n=3, kind="test")
     np.testing.assert_array_equal(data.load_mnist(tmp_path, "test")[1], labels)
-    with pytest.raises(FileNotFoundError, match=r"has no train-images-idx3-ubyte or train-images-idx3-ubyte.gz"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"has no train-images-idx3-ubyte or train-images-idx3-ubyte.gz"):
         data.load_mnist(tmp_path, "train")
     with pytest.raises(ValueError, match=r"kind must be one of \['test', 'train'\], got 'val'"):
         data.load_mnist(tmp_path, "val")
@@ -138,7 +116,8 @@ def test_missing_paths(tmp_path):
 def test_malformed_idx_files(tmp_path):
     bad_magic = tmp_path / "magic"
     bad_magic.write_bytes(b"\x01\x02\x08\x01\x00\x00\x00\x01\x05")
-    with pytest.raises(ValueError, match=r"malformed: magic must start with two zero bytes, got 01020801"):
+    with pytest.raises(ValueError,
+                       match=r"malformed: magic must start with two zero bytes, got 01020801"):
         data.load_idx(bad_magic)
     bad_code = tmp_path / "code"
     bad_code.write_bytes(b"\x00\x00\x07\x01\x00\x00\x00\x01\x05")
@@ -164,5 +143,6 @@ def test_mnist_count_mismatch_and_wrong_rank(tmp_path):
     with pytest.raises(ValueError, match=r"has 5 images but .* has 4 labels"):
         data.load_mnist(tmp_path)
     write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((5, 784), dtype=np.uint8))
-    with pytest.raises(ValueError, match=r"must hold 3-D images \(N, rows, cols\), got shape \(5, 784\)"):
+    with pytest.raises(ValueError,
+                       match=r"must hold 3-D images \(N, rows, cols\), got shape \(5, 784\)"):
         data.load_mnist(tmp_path)

@@ -8,6 +8,8 @@ import pytest
 from cydrop.apps import experiments as E
 from cydrop.apps.report import format_table
 
+from helpers import mnist_dir
+
 
 def test_nnfs_short_run_learns_and_reports():
     r = E.nnfs_ch15(epochs=300, hidden=32, samples=200, record_every=100, seed=0)
@@ -53,8 +55,9 @@ def test_cs231n_small():
 def test_d2l_rate_one_runs_and_gives_chance_accuracy():
     pytest.importorskip("sklearn")
     out = io.StringIO()
+    # 1 thread: robust timing on a loaded CI box; masks are identical
     res = E.d2l_sweep(pairs=((0.0, 0.0), (0.5, 0.5), (1.0, 1.0)), epochs=40, stream=out,
-                      n_threads=1)  # 1 thread: robust timing on a loaded CI box; masks are identical
+                      n_threads=1)
     none, half, ones = res
     assert none["test_acc"] > 0.8 and half["test_acc"] > 0.7
     # rate 1: every hidden activation is zero in training; only the output bias learns
@@ -66,10 +69,8 @@ def test_d2l_rate_one_runs_and_gives_chance_accuracy():
 
 
 def test_d2l_on_idx_files(tmp_path):
-    from test_data import _mnist_dir
-
-    _mnist_dir(tmp_path, n=60, kind="train")
-    _mnist_dir(tmp_path, n=20, kind="test")
+    mnist_dir(tmp_path, n=60, kind="train")
+    mnist_dir(tmp_path, n=20, kind="test")
     res = E.d2l_sweep(pairs=((0.2, 0.5),), dataset="fashion-mnist", data_path=tmp_path, epochs=1,
                       hidden=(16, 16), stream=io.StringIO())
     assert res[0]["rates"] == (0.2, 0.5) and 0 <= res[0]["test_acc"] <= 1
@@ -80,8 +81,10 @@ def test_d2l_on_idx_files(tmp_path):
 def test_plots_are_written(tmp_path):
     pytest.importorskip("matplotlib")
     pytest.importorskip("sklearn")
-    for name, fn in [("nnfs", lambda p: E.run_nnfs(hidden_sizes=(8,), epochs=200, plot=p, stream=io.StringIO())),
-                     ("cs231n", lambda p: E.cs231n_regularization(epochs=2, num_train=100, hidden=20, plot=p,
+    for name, fn in [("nnfs", lambda p: E.run_nnfs(hidden_sizes=(8,), epochs=200, plot=p,
+                                                    stream=io.StringIO())),
+                     ("cs231n", lambda p: E.cs231n_regularization(epochs=2, num_train=100,
+                                                                  hidden=20, plot=p,
                                                                   stream=io.StringIO())),
                      ("d2l", lambda p: E.d2l_sweep(pairs=((0.0, 0.0), (1.0, 1.0)), epochs=1, plot=p,
                                                    stream=io.StringIO()))]:

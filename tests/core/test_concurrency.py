@@ -7,11 +7,11 @@ disjoint every time; the test repeats a few times and asks for one overlap.
 
 Fork: GNU libgomp hangs a child that enters a parallel region after its parent used one.
 cydrop's at-fork hook (src/cydrop/_openmp.pyx) makes such children serial; each worker here
-runs under a timeout and must give the parent's (bit-identical) result.
+runs under a timeout and must give the parent's (bit-identical) result. A bare ``os.fork``
+child is tested in a fresh interpreter by test_regressions_core.py (test_forked_child_never_hangs).
 """
 
 import multiprocessing as mp
-import os
 import sys
 import threading
 import time
@@ -45,22 +45,22 @@ def _overlapping_calls(fn, repeats=20):
 
 
 def _overlapping_calls_inner(fn, repeats):
+    def target(i, barrier, spans, errors):
+        try:
+            barrier.wait()
+            t0 = time.perf_counter()
+            fn(i)
+            spans[i] = (t0, time.perf_counter())
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
     pairs = []
     for _ in range(repeats):
         barrier = threading.Barrier(2)
         spans = [None, None]
         errors = []
-
-        def target(i):
-            try:
-                barrier.wait()
-                t0 = time.perf_counter()
-                fn(i)
-                spans[i] = (t0, time.perf_counter())
-            except Exception as exc:  # surfaced below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=target, args=(i,)) for i in range(2)]
+        threads = [threading.Thread(target=target, args=(i, barrier, spans, errors))
+                   for i in range(2)]
         for t in threads:
             t.start()
         for t in threads:
@@ -181,35 +181,3 @@ def test_workers_finish_after_parent_ran_parallel_kernels(method):
             assert serial and threads == 1
         else:
             assert not serial
-
-
-def test_os_fork_child_runs_serially_and_exits():
-    if not hasattr(os, "fork"):
-        pytest.skip("no os.fork")
-    _parent_runs_parallel_kernels()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:                               # child: must not hang, must report serial mode
-        try:
-            x = np.ones(4_000_000, dtype=np.float32)
-            y, _ = cydrop.dropout(x, 0.5, seed=5, n_threads=2)
-            ok = (_openmp.forked_serial() == cydrop.openmp_enabled()
-                  and cydrop.effective_n_threads(None) == 1
-                  and float(y.sum()) == float(cydrop.dropout(x, 0.5, seed=5, n_threads=1)[0].sum()))
-            os.write(w, b"1" if ok else b"0")
-        finally:
-            os._exit(0)
-    os.close(w)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        pytest.fail("forked child hung in an OpenMP region")
-    assert os.read(r, 1) == b"1"
-    os.close(r)
-    assert not _openmp.forked_serial()         # the parent keeps its threads

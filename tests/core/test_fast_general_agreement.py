@@ -30,8 +30,8 @@ stating the rule, and changes no buffer. Where the documentation leaves a case o
 ``np.matrix`` out, a bad ``CYDROP_NUM_THREADS`` on a call too small for threads, out aliasing a
 stored mask) either a correct result or such an error is accepted.
 
-Every case runs in a child interpreter (see test_fuzz_differential.GuardedWorker): a call that
-segfaults or aborts fails its test instead of the whole run.
+Every case runs in a child interpreter (helpers.GuardedWorker, the ``worker`` fixture of
+tests/core/conftest.py): a call that segfaults or aborts fails its test instead of the whole run.
 """
 
 import contextlib
@@ -49,9 +49,21 @@ import cydrop
 from cydrop import _kernels
 from cydrop.testing import reference
 
-from test_fuzz_differential import (  # noqa: F401  (worker is a fixture)
-    BLOCK, HUGE_THREADS, SAFE_THREADS, THREADED_MIN, TWO64, _prod, _settings, build_layout,
-    covered, layouts, native, rates, shapes, uint_view, worker,
+from fuzz_cases import (
+    BLOCK,
+    HUGE_THREADS,
+    SAFE_THREADS,
+    THREADED_MIN,
+    TWO64,
+    _prod,
+    _settings,
+    build_layout,
+    covered,
+    layouts,
+    native,
+    rates,
+    shapes,
+    uint_view,
 )
 
 RULE_WORDS = ("must", "only", "invalid", "expected", "does not exist", "needs", "malformed",

@@ -16,324 +16,41 @@ included), and caches that went through pickle before ``dropout_backward``. For 
   lives in is compared, not just the view);
 * NumPy's global random state is untouched.
 
-Every case runs in a child interpreter (:class:`GuardedWorker`), so a kernel that segfaults or
-aborts (a misaligned pointer, a thread count the OpenMP runtime cannot allocate) fails one test
-instead of killing the pytest run. test_fast_general_agreement.py uses the same worker.
+Every case runs in a child interpreter (helpers.GuardedWorker, the ``worker`` fixture of
+tests/core/conftest.py), so a kernel that segfaults or aborts (a misaligned pointer, a thread
+count the OpenMP runtime cannot allocate) fails one test instead of killing the pytest run.
+test_fast_general_agreement.py uses the same worker, and the layouts and strategies of
+fuzz_cases.py.
 """
 
-import math
-import os
 import pickle
-import re
-import select
-import signal
-import struct
-import subprocess
-import sys
-import tempfile
-import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 import cydrop
 from cydrop.testing import reference
 
-from helpers import TESTS_DIR, python_env
+from fuzz_cases import (
+    BLOCK,
+    HUGE_THREADS,
+    SAFE_THREADS,
+    THREADED_MIN,
+    TWO64,
+    _prod,
+    _settings,
+    build_layout,
+    covered,
+    layouts,
+    native,
+    rates,
+    shapes,
+    uint_view,
+)
 
-TWO64 = 2**64
-BLOCK = 4096
-THREADED_MIN = 31 * BLOCK + 1          # 32 chunks: the smallest call that runs multi-threaded
-
-
-# ------------------------------------------------------------------------ the guarded worker
-
-_WORKER_SRC = r"""
-import importlib, importlib.util, os, pickle, struct, sys, traceback
-sys.path.insert(0, sys.argv[1])
-requests = sys.stdin.buffer
-replies = os.fdopen(os.dup(1), "wb")
-os.dup2(2, 1)                 # prints go to stderr, never into the reply stream
-sys.stdout = sys.stderr
-
-def load(modname, path):
-    if modname in sys.modules:
-        return sys.modules[modname]
-    # by path, with its folder on sys.path (tests/ is there already, for helpers)
-    if os.path.dirname(path) not in sys.path:
-        sys.path.insert(0, os.path.dirname(path))
-    spec = importlib.util.spec_from_file_location(modname, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-while True:
-    head = requests.read(8)
-    if len(head) < 8:
-        break
-    (size,) = struct.unpack("<Q", head)
-    modname, path, func, args = pickle.loads(requests.read(size))
-    if os.environ.get("CYDROP_FUZZ_TRACE"):          # debugging: which case hung or crashed
-        with open(os.environ["CYDROP_FUZZ_TRACE"], "a") as trace:
-            trace.write(f"{func}{args!r}\n")
-    try:
-        reply = ("ok", getattr(load(modname, path), func)(*args))
-    except BaseException as exc:
-        reply = ("error", type(exc).__name__, traceback.format_exc())
-    try:
-        data = pickle.dumps(reply)
-    except Exception:
-        data = pickle.dumps(("error", "PicklingError", traceback.format_exc()))
-    replies.write(struct.pack("<Q", len(data)) + data)
-    replies.flush()
-"""
-
-
-class ChildCrashed(AssertionError):
-    """The child interpreter died (signal, abort, exit) or hung while running a case."""
-
-
-class _Died(Exception):
-    pass
-
-
-_FAILURE_TYPES = {}
-
-
-def child_failure(kind, tb):
-    """An AssertionError subclass per failing place in the child (its exception type and the
-    innermost test-file line of its traceback), so hypothesis reports distinct failures
-    separately instead of stopping at the first one."""
-    where = "?"
-    for line in tb.splitlines():
-        line = line.strip()
-        if line.startswith("File ") and "test_" in line:
-            where = line
-    key = (kind, where)
-    if key not in _FAILURE_TYPES:
-        tag = re.sub(r"\W+", "_", f"{kind}_{where.rsplit('/', 1)[-1]}")[:80]
-        _FAILURE_TYPES[key] = type(f"ChildFailure_{tag}", (AssertionError,), {})
-    return _FAILURE_TYPES[key]
-
-
-def _crash_type(how):
-    key = ("crash", how)
-    if key not in _FAILURE_TYPES:
-        _FAILURE_TYPES[key] = type("ChildCrashed_" + re.sub(r"\W+", "_", how), (ChildCrashed,), {})
-    return _FAILURE_TYPES[key]
-
-
-class GuardedWorker:
-    """A long-lived child interpreter that runs module-level test functions on plain data.
-
-    ``call(func, *args)`` runs ``func(*args)`` in the child (``func`` must be a module-level
-    function of an importable test module, ``args`` picklable) and returns its result. An
-    exception in the child is re-raised here as an AssertionError carrying the child's
-    traceback; a child that dies or exceeds ``timeout`` seconds raises :class:`ChildCrashed`
-    naming the exit status, the call and the end of its stderr, and the next call starts a
-    fresh child.
-    """
-
-    def __init__(self, timeout=120.0):
-        self.timeout = timeout
-        self.proc = None
-        self.err = None
-        self.cwd = tempfile.mkdtemp(prefix="cydrop-fuzz-")
-
-    def _start(self):
-        if self.err is not None:
-            self.err.close()
-        self.err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER_SRC, TESTS_DIR],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.err, env=python_env(), cwd=self.cwd)
-
-    def _drop(self):
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
-        self.proc = None
-
-    def _read(self, n, deadline):
-        fd = self.proc.stdout.fileno()
-        chunks, got = [], 0
-        while got < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(fd, n - got)
-            if not chunk:
-                raise _Died
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
-
-    def _stderr_since(self, start):
-        fd = self.err.fileno()
-        end = os.fstat(fd).st_size
-        text = os.pread(fd, end - start, start).decode("utf-8", "replace")
-        return text[-3000:]
-
-    def call(self, func, *args):
-        if self.proc is None or self.proc.poll() is not None:
-            self._start()
-        module = sys.modules[func.__module__]
-        msg = pickle.dumps((func.__module__, module.__file__, func.__name__, args))
-        err_start = os.fstat(self.err.fileno()).st_size
-        what = f"{func.__name__}(*{args!r})"
-        try:
-            self.proc.stdin.write(struct.pack("<Q", len(msg)) + msg)
-            self.proc.stdin.flush()
-            deadline = time.monotonic() + self.timeout
-            (size,) = struct.unpack("<Q", self._read(8, deadline))
-            reply = pickle.loads(self._read(size, deadline))
-        except (_Died, BrokenPipeError, ConnectionResetError):
-            rc = self.proc.wait(timeout=30)
-            self._drop()
-            how = (f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exited with {rc}")
-            raise _crash_type(how)(f"the child interpreter {how} while running {what}\n"
-                               f"--- its stderr ---\n{self._stderr_since(err_start)}") from None
-        except TimeoutError:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-            self._drop()
-            raise ChildCrashed(f"the child interpreter hung (> {self.timeout} s) running "
-                               f"{what}\n--- its stderr ---\n{self._stderr_since(err_start)}"
-                               ) from None
-        if reply[0] == "ok":
-            return reply[1]
-        raise child_failure(reply[1], reply[2])(
-            f"{reply[1]} in the child interpreter running {what}:\n{reply[2]}")
-
-    def close(self):
-        if self.proc is not None:
-            try:
-                self.proc.stdin.close()
-                self.proc.wait(timeout=30)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-            self._drop()
-        if self.err is not None:
-            self.err.close()
-            self.err = None
-
-
-@pytest.fixture(scope="module")
-def worker():
-    w = GuardedWorker()
-    yield w
-    w.close()
-
-
-def _settings(n):
-    return settings(max_examples=n, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much])
-
-
-# --------------------------------------------------------------------- arrays from plain data
-
-SPECIALS = {
-    "nan": math.nan, "-nan": -math.nan, "inf": math.inf, "-inf": -math.inf, "-0.0": -0.0,
-    "0.0": 0.0, "max": "max", "tiny": "tiny", "-subnormal": "-subnormal", "1e300": 1e300,
-}
-
-
-def _special_value(name, dtype):
-    v = SPECIALS[name]
-    info = np.finfo(dtype)
-    if v == "max":
-        return info.max
-    if v == "tiny":
-        return info.smallest_subnormal
-    if v == "-subnormal":
-        return -info.smallest_subnormal * 3
-    return v
-
-
-def uint_view(a):
-    """The raw bits of a float array (any layout/byte order), as native uints, C order."""
-    a = np.ascontiguousarray(a)
-    a = a.astype(a.dtype.newbyteorder("=")) if not a.dtype.isnative else a
-    return a.view(np.uint32 if a.dtype.itemsize == 4 else np.uint64)
-
-
-def native(dtype):
-    return np.dtype(dtype).newbyteorder("=")
-
-
-def build_layout(L, slack=0):
-    """(root, view) for a layout spec.
-
-    ``root`` is a uint8 array over the whole allocation the view lives in (with ``slack`` spare
-    bytes before and after); ``view`` the array the test passes, built by slicing (steps,
-    negative steps) and transposing a contiguous base placed ``misalign`` bytes past an aligned
-    address. Filled deterministically from ``L['fill']``, with ``L['special']`` values written
-    at the given flat positions of the view.
-    """
-    dt = np.dtype(L["dtype"])
-    pre = L["pre_shape"]
-    base_shape = tuple(abs(s) * n + p for n, s, p in zip(pre, L["steps"], L["pads"]))
-    count = int(np.prod(base_shape, dtype=np.int64))
-    nbytes = count * dt.itemsize
-    start = slack + L["misalign"]
-    raw = np.empty(start + nbytes + slack + 64, dtype=np.uint8)
-    shift = (-raw.ctypes.data) % 64                 # 64-byte aligned start, then misalign
-    root = raw[shift:shift + start + nbytes + slack]
-    rng = np.random.default_rng(L["fill"])
-    root[...] = rng.integers(0, 256, root.size, dtype=np.uint8)
-    base = np.ndarray((count,), dtype=dt, buffer=root, offset=start)
-    base[...] = (rng.standard_normal(count) * 4).astype(dt)
-    v = base.reshape(base_shape)
-    idx = []
-    for n, s, a, p in zip(pre, L["steps"], L["starts"], L["pads"]):
-        size = abs(s) * n + p
-        if n == 0:
-            idx.append(slice(0, 0))
-        elif s > 0:
-            first = min(a, p)
-            idx.append(slice(first, first + s * (n - 1) + 1, s))
-        else:
-            first = size - 1 - min(a, p)
-            stop = first + s * n
-            idx.append(slice(first, None if stop < 0 else stop, s))
-    if idx:                                         # (a 0-d array indexed by () is a scalar)
-        v = v[tuple(idx)]
-    if L["perm"] is not None:
-        v = v.transpose(L["perm"])
-    assert v.shape == L["shape"], (v.shape, L)
-    if v.size:
-        with np.errstate(over="ignore"):
-            for pos, name in L["special"]:
-                v.flat[pos % v.size] = _special_value(name, dt)
-    return root, v
-
-
-def covered(view, root):
-    """Boolean mask over ``root``'s bytes: the bytes ``view``'s elements occupy."""
-    mask = np.zeros(root.size, dtype=bool)
-    if view.size == 0:
-        return mask
-    start = view.__array_interface__["data"][0] - root.__array_interface__["data"][0]
-    offs = np.full((), start, dtype=np.int64)
-    for n, s in zip(view.shape, view.strides):
-        offs = offs[..., None] + np.arange(n, dtype=np.int64) * s
-    offs = offs.reshape(-1)[:, None] + np.arange(view.itemsize, dtype=np.int64)
-    offs = offs.reshape(-1)
-    inside = (offs >= 0) & (offs < root.size)
-    assert inside.all(), "a view reaches outside its root"
-    mask[offs] = True
-    return mask
-
+# ----------------------------------------------------------------- buffer and state checks
 
 def assert_only_written(root, before, allowed, what):
     """Every byte of ``root`` outside ``allowed`` equals ``before``."""
@@ -348,74 +65,6 @@ def rng_state_equal(a, b):
 
 
 # ------------------------------------------------------------------------------ strategies
-
-def _prod(t):
-    return int(np.prod(t, dtype=np.int64))
-
-
-@st.composite
-def shapes(draw):
-    kind = draw(st.integers(0, 19))
-    if kind <= 15:
-        nd = draw(st.integers(0, 5))
-        side = [7, 7, 6, 5, 4, 3][nd]
-        return tuple(draw(st.integers(0, side)) for _ in range(nd)), "small"
-    if kind <= 17:                      # more than one block (4096 elements)
-        n = draw(st.integers(BLOCK + 1, 5 * BLOCK + 7))
-        if draw(st.booleans()):
-            return (n,), "block"
-        a = draw(st.integers(2, 9))
-        return (a, -(-n // a)), "block"
-    n = draw(st.integers(THREADED_MIN, 32 * BLOCK + 3000))   # the multi-threaded loop
-    return ((n,) if draw(st.booleans()) else (2, -(-n // 2))), "threaded"
-
-
-@st.composite
-def layouts(draw, shape, dtype=None, misalign=None, contiguous=False):
-    """A layout spec with final shape ``shape``; dtype and misalignment drawn unless given."""
-    if dtype is None:
-        dtype = draw(st.sampled_from(["<f4", "<f8", ">f4", ">f8", "<f4", "<f8"]))
-    itemsize = np.dtype(dtype).itemsize
-    if misalign is None:
-        misalign = draw(st.sampled_from([0, 0, 0, 0, 1, itemsize // 2, itemsize - 1]))
-    nd = len(shape)
-    big = _prod(shape) > 20_000
-    perm = None
-    if nd >= 2 and not contiguous and draw(st.integers(0, 3)) == 0:
-        perm = tuple(draw(st.permutations(range(nd))))
-    pre = list(shape)
-    if perm is not None:
-        for i, p in enumerate(perm):
-            pre[p] = shape[i]
-    step_choices = [1] if contiguous else ([1, -1, 2] if big else [1, 1, 1, -1, 2, -2, 3])
-    steps = [draw(st.sampled_from(step_choices)) for _ in range(nd)]
-    pads = [0 if contiguous else draw(st.integers(0, 2)) for _ in range(nd)]
-    starts = [draw(st.integers(0, 2)) for _ in range(nd)]
-    # keep the allocation small: fall back to unit steps when the base would be large
-    if _prod([abs(s) * n + p for n, s, p in zip(pre, steps, pads)]) > 400_000:
-        steps = [1 if s > 0 else -1 for s in steps]
-    special = draw(st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(sorted(SPECIALS))),
-                            max_size=4))
-    return {"dtype": dtype, "shape": tuple(shape), "pre_shape": tuple(pre), "steps": tuple(steps),
-            "pads": tuple(pads), "starts": tuple(starts), "perm": perm, "misalign": misalign,
-            "fill": draw(st.integers(0, 2**32 - 1)), "special": tuple(special)}
-
-
-@st.composite
-def rates(draw):
-    kind = draw(st.integers(0, 9))
-    if kind == 0:
-        return draw(st.sampled_from([0.0, 1.0, 0.5, 2**-17, 1 - 2**-17, 2**-16, 1 - 2**-16,
-                                     5e-324, 1 - 2**-53, 0.1, 0.3]))
-    if kind <= 3:      # around the threshold's rounding points: keep * 65536 = k + 1/2 or k
-        k = draw(st.integers(0, 65535))
-        keep = (k + draw(st.sampled_from([0.5, 0.0, 1.0]))) / 65536.0
-        rate = 1.0 - keep
-        for _ in range(draw(st.integers(0, 2))):
-            rate = float(np.nextafter(rate, draw(st.sampled_from([0.0, 1.0]))))
-        return min(max(rate, 0.0), 1.0)
-    return draw(st.floats(0.0, 1.0, allow_nan=False))
-
 
 seeds = st.one_of(st.sampled_from([0, 1, 2**32 - 1, 2**32, 2**63, 2**64 - 2, 2**64 - 1]),
                   st.integers(0, 2**64 - 1), st.none())
@@ -436,11 +85,6 @@ def offsets(draw, size):
     return TWO64 - max(size, 1) - draw(st.integers(0, 5000))
 
 
-SAFE_THREADS = [None, 1, 2, 3, -1]
-# Thread counts far beyond the cores: valid (any int is accepted and never changes the result),
-# but a count that reaches the OpenMP runtime unchecked aborts the process (libgomp cannot
-# allocate the team: 2**31 - 1 -> "Out of memory"; 2**20, 10**5 -> SIGSEGV on thread creation).
-HUGE_THREADS = [2**40, 2**31 - 1, 2**31, 2**20, 10**5, 2**63, 2**64 + 5, -2**40]
 threads = st.one_of(st.sampled_from(SAFE_THREADS), st.sampled_from(SAFE_THREADS),
                     st.sampled_from(HUGE_THREADS))
 

@@ -8,7 +8,6 @@ import json
 import os
 import pickle
 import textwrap
-import time
 from fractions import Fraction
 
 import numpy as np
@@ -16,16 +15,15 @@ import pytest
 from numpy.lib.stride_tricks import as_strided
 
 import cydrop
-from cydrop import _kernels, _openmp
 from cydrop.testing import reference
-from helpers import bits_of, run_python
+
+from helpers import TESTS_DIR, bits_of, python_env, run_python
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _child_json(code, timeout=120, **env):
     """Run ``code`` in a child interpreter; it prints one JSON line, which is returned."""
-    from helpers import python_env
     res = run_python(["-c", textwrap.dedent(code)], env=python_env(**env), timeout=timeout)
     assert res.returncode == 0, f"child died (exit {res.returncode}): {res.stderr[-2000:]}"
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -169,7 +167,8 @@ def test_tampered_masks_never_crash_backward():
                     res[mode + "-" + name] = type(e).__name__
                     continue
                 dx = cydrop.dropout_backward(np.ones_like(x), c2)
-                res[mode + "-" + name] = bool((dx == cydrop.dropout_backward(np.ones_like(x), c)).all())
+                ref = cydrop.dropout_backward(np.ones_like(x), c)
+                res[mode + "-" + name] = bool((dx == ref).all())
         print(json.dumps(res))
     """)
     assert out["bits-list"] == "TypeError" and out["bits-none"] == "TypeError"
@@ -258,7 +257,8 @@ HUGE_RATES = [10**400, -10**400, Fraction(10**400, 3), Fraction(-10**400, 7)]
 @pytest.mark.parametrize("rate", HUGE_RATES, ids=["1e400", "-1e400", "frac", "-frac"])
 def test_huge_rates_are_a_value_error_naming_rate(rate):
     x = np.ones(10, np.float32)
-    with pytest.raises(ValueError, match=r"rate must satisfy 0 <= rate <= 1, got (Fraction\()?-?\d"):
+    with pytest.raises(ValueError,
+                       match=r"rate must satisfy 0 <= rate <= 1, got (Fraction\()?-?\d"):
         cydrop.dropout(x, rate, seed=1)
     with pytest.raises(ValueError, match=r"rate must satisfy 0 <= rate <= 1"):
         cydrop.dropout_mask(10, rate, seed=1)
@@ -329,23 +329,13 @@ def test_bool_dimensions_are_refused_like_bool_seeds(shape):
     assert cydrop.dropout_mask(np.array([2, 3]), 0.5, seed=1).shape == (2, 3)
 
 
-# ---------------------------------------------------------------- fork after foreign OpenMP
-
-def _wait_child(pid, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        time.sleep(0.05)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    return None
-
+# ---------------------------------------------------------------- fork after OpenMP ran
 
 FORK_CHILD = """
-    import json, os, sys, time, numpy as np, cydrop
+    import json, sys, numpy as np, cydrop
     from cydrop import _kernels, _openmp
+    sys.path.insert(0, {tests_dir!r})
+    from helpers import run_forked
     n = 1 << 20
     x = np.ones(n, np.float32)
     if {foreign}:
@@ -354,26 +344,20 @@ FORK_CHILD = """
         _kernels.forward(x, np.empty_like(x), 1, 0, 32768, 2.0, None, None, 2)
     if {own}:
         cydrop.dropout(x, 0.5, seed=1, n_threads=2)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
+
+    def child():
         y, _ = cydrop.dropout(x, 0.5, seed=5, n_threads=2)
-        os.write(w, json.dumps([_openmp.forked_serial(), cydrop.effective_n_threads(2),
-                                float(y.sum())]).encode())
-        os._exit(0)
-    os.close(w)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.05)
+        return [_openmp.forked_serial(), cydrop.effective_n_threads(2),
+                cydrop.effective_n_threads(None), float(y.sum())]
+
+    try:
+        got = run_forked(child, timeout=30)
+    except TimeoutError:
+        got = "hung"
     else:
-        os.kill(pid, 9); os.waitpid(pid, 0)
-        print(json.dumps("hung")); sys.exit(0)
-    child = json.loads(os.read(r, 1000))
-    print(json.dumps(child + [float(cydrop.dropout(x, 0.5, seed=5, n_threads=1)[0].sum()),
-                              _openmp.forked_serial()]))
+        got += [float(cydrop.dropout(x, 0.5, seed=5, n_threads=1)[0].sum()),
+                _openmp.forked_serial()]
+    print(json.dumps(got))
 """
 
 
@@ -381,15 +365,21 @@ FORK_CHILD = """
 @pytest.mark.parametrize("foreign, own, opt_in, serial", [
     (True, False, None, True),     # another library ran OpenMP: the child must not hang
     (False, False, None, True),    # by default every forked child is serial
+    (False, True, None, True),     # ... after cydrop's own parallel kernels too
     (False, False, "1", False),    # CYDROP_FORK_THREADS=1: threads kept when nothing ran
     (False, True, "1", True),      # ... but never after cydrop's own parallel kernels
 ])
 def test_forked_child_never_hangs(foreign, own, opt_in, serial):
     env = {} if opt_in is None else {"CYDROP_FORK_THREADS": opt_in}
-    got = _child_json(FORK_CHILD.format(foreign=foreign, own=own), timeout=90, **env)
+    code = FORK_CHILD.format(foreign=foreign, own=own, tests_dir=TESTS_DIR)
+    got = _child_json(code, timeout=90, **env)
     assert got != "hung", "forked child hung in an OpenMP region"
-    child_serial, child_threads, child_sum, serial_sum, parent_serial = got
+    child_serial, child_threads, child_default_threads, child_sum, serial_sum, parent_serial = got
     assert child_sum == serial_sum and not parent_serial
     if cydrop.openmp_enabled():
         assert child_serial is serial
         assert child_threads == (1 if serial else min(2, CORES))
+        if serial:
+            assert child_default_threads == 1
+    else:                                           # the serial build: one thread everywhere
+        assert not child_serial and child_threads == child_default_threads == 1
