@@ -19,13 +19,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import textwrap
 import warnings
 
-import numpy as np
 import Cython
+import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -192,7 +191,7 @@ class BuildExt(build_ext):
                        "extension (set CYDROP_FAIL_NO_OPENMP=1 to make this an error)")
                 if _truthy("CYDROP_FAIL_NO_OPENMP"):
                     raise RuntimeError(msg)
-                warnings.warn(msg)
+                warnings.warn(msg, stacklevel=1)
                 print("\n" + "*" * 78 + "\n" + msg + "\n" + "*" * 78 + "\n")
                 cflags, ldflags = [], []
         # A build tree reused across an OpenMP and a serial build would keep the other kind's

@@ -76,8 +76,10 @@ def build_model(impl, seed=0, n_threads=None, fuse=False):
             return [NumpyDropout(rate, seed=int(s))]
         return []
 
-    layers = [Dense(N_IN, HIDDEN, dtype=np.float32, seed=int(seeds[0])), ReLU(), *drop(RATES[0], seeds[3]),
-              Dense(HIDDEN, HIDDEN, dtype=np.float32, seed=int(seeds[1])), ReLU(), *drop(RATES[1], seeds[4]),
+    layers = [Dense(N_IN, HIDDEN, dtype=np.float32, seed=int(seeds[0])), ReLU(),
+              *drop(RATES[0], seeds[3]),
+              Dense(HIDDEN, HIDDEN, dtype=np.float32, seed=int(seeds[1])), ReLU(),
+              *drop(RATES[1], seeds[4]),
               Dense(HIDDEN, N_CLASSES, dtype=np.float32, seed=int(seeds[2]))]
     return Sequential(*layers, n_threads=n_threads, fuse=fuse)
 

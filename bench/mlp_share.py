@@ -54,7 +54,8 @@ def main(argv=None):
         rows.append([impl, f"{ep:.3f}", f"{dr:.3f}", f"{100 * dr / ep:.1f}%",
                      f"{100 * (ep - base) / base:+.1f}%"])
     print(f"MLP 784-256-256-10, dropout {0.2}/{0.5}, batch 256, 60,000 float32 samples, SGD; "
-          f"median of {args.epochs} epochs; dropout threads: {cydrop.effective_n_threads(args.threads)}")
+          f"median of {args.epochs} epochs; "
+          f"dropout threads: {cydrop.effective_n_threads(args.threads)}")
     print(format_table(["dropout", "epoch s", "dropout s", "dropout share", "vs no dropout"], rows))
     return 0
 

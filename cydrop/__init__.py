@@ -47,12 +47,16 @@ def _load_openmp_runtime():
 
 _load_openmp_runtime()
 
-from cydrop._core import DropoutCache, dropout, dropout_backward, dropout_mask
-from cydrop._cs231n import dropout_forward
-from cydrop._kernels import current_isa
-from cydrop._openmp import effective_n_threads, openmp_enabled
-from cydrop._seeds import SeedStream
-from cydrop import fused, variants      # documented as cydrop.fused.* and cydrop.variants.*
+# The rest of the package imports only now, after the runtime above is loaded (hence E402).
+# fused and variants are bound as public submodules: documented as cydrop.fused.* and
+# cydrop.variants.*, imported for that alone (the redundant alias marks them re-exported).
+from cydrop import fused as fused  # noqa: E402
+from cydrop import variants as variants  # noqa: E402
+from cydrop._core import DropoutCache, dropout, dropout_backward, dropout_mask  # noqa: E402
+from cydrop._cs231n import dropout_forward  # noqa: E402
+from cydrop._kernels import current_isa  # noqa: E402
+from cydrop._openmp import effective_n_threads, openmp_enabled  # noqa: E402
+from cydrop._seeds import SeedStream  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -79,7 +79,7 @@ class Cache(abc.ABC):
     def _state(self):
         """Validate the whole state as strictly as a forward call; return a CacheState."""
 
-    def _restored(self, st):
+    def _restored(self, st):  # noqa: B027  (a hook: does nothing unless a subclass needs it)
         """Normalise the fields of an unpickled cache from its validated state."""
 
     def __reduce__(self):

@@ -128,7 +128,9 @@ def restore_cache(
     stored_mask: object,
     dropout_param: object = None,
 ) -> DropoutCache: ...
-def with_dropout_param(cache: DropoutCache, dropout_param: Optional[Dict[str, Any]]) -> DropoutCache: ...
+def with_dropout_param(
+    cache: DropoutCache, dropout_param: Optional[Dict[str, Any]]
+) -> DropoutCache: ...
 def fast_forward(
     x: object,
     rate: object,

@@ -32,7 +32,9 @@ from cydrop import _cache, _contract, _validation
 from cydrop import _variant_params as _p
 from cydrop import _variants as _v
 from cydrop._cache import VariantCache
-from cydrop._common import broadcast as _broadcast, elementwise as _elementwise, op_args
+from cydrop._common import broadcast as _broadcast
+from cydrop._common import elementwise as _elementwise
+from cydrop._common import op_args
 from cydrop._common import variant_backward_state as _backward_state
 from cydrop._common import variant_identity as _identity
 from cydrop._openmp import effective_n_threads

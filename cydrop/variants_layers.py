@@ -3,8 +3,15 @@
 
 import warnings
 
-from cydrop.nn import (AlphaDropout, BroadcastDropout, DropConnectDense, ExactKDropout,
-                       GaussianDropout, LockedDropout, SpatialDropout)
+from cydrop.nn import (
+    AlphaDropout,
+    BroadcastDropout,
+    DropConnectDense,
+    ExactKDropout,
+    GaussianDropout,
+    LockedDropout,
+    SpatialDropout,
+)
 
 __all__ = ["AlphaDropout", "BroadcastDropout", "DropConnectDense", "ExactKDropout",
            "GaussianDropout", "LockedDropout", "SpatialDropout"]

@@ -62,7 +62,8 @@ def _int_list(text):
     try:
         values = [int(v) for v in text.replace(",", " ").split()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be integers separated by commas, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be integers separated by commas, got {text!r}") from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"must be positive integers, got {text!r}")
     return values
@@ -72,7 +73,8 @@ def _rate_list(text):
     try:
         values = [float(v) for v in text.replace(",", " ").split()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be numbers separated by commas, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be numbers separated by commas, got {text!r}") from None
     bad = [v for v in values if not 0 <= v <= 1]
     if not values or bad:
         raise argparse.ArgumentTypeError(f"every rate must satisfy 0 <= rate <= 1, got {text!r}")
@@ -123,35 +125,47 @@ def build_parser(prog=None):
     -------
     parser : argparse.ArgumentParser
     """
-    parser = _Parser(prog=prog or _prog, description="cydrop: fast reproducible dropout; train small MLPs with it.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,experiment,bench}", parser_class=_Parser)
+    parser = _Parser(prog=prog or _prog,
+                     description="cydrop: fast reproducible dropout; train small MLPs with it.")
+    sub = parser.add_subparsers(dest="command", metavar="{train,experiment,bench}",
+                                parser_class=_Parser)
 
     tr = sub.add_parser("train", help="train an MLP with dropout (default: the spiral demo)",
                         description="Train an MLP with dropout and print a summary table.")
     tr.add_argument("dataset", nargs="?", default="spiral", choices=("spiral", "digits", "mnist"),
-                    help="spiral (embedded, default), digits (needs scikit-learn) or mnist (needs PATH)")
+                    help="spiral (embedded, default), digits (needs scikit-learn) or mnist "
+                         "(needs PATH)")
     tr.add_argument("path", nargs="?", default=None,
                     help="directory of MNIST / Fashion-MNIST IDX files (mnist only)")
     tr.add_argument("--hidden", type=_int_list, default=None, metavar="N[,N...]",
                     help="hidden layer sizes (spiral: 128,128; others: 256,256)")
     tr.add_argument("--rates", type=_rate_list, default=None, metavar="R[,R...]",
-                    help="dropout rate (drop probability) after each hidden layer; one value for all "
-                         "(spiral: 0.1; others: 0.2 then 0.5)")
+                    help="dropout rate (drop probability) after each hidden layer; one value "
+                         "for all (spiral: 0.1; others: 0.2 then 0.5)")
     tr.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam")
-    tr.add_argument("--lr", type=_positive_float, default=None, help="learning rate (adam: 0.005, sgd: 0.1)")
+    tr.add_argument("--lr", type=_positive_float, default=None,
+                    help="learning rate (adam: 0.005, sgd: 0.1)")
     tr.add_argument("--decay", type=_nonneg_float, default=0.0, help="lr / (1 + decay * step)")
-    tr.add_argument("--l2", type=_nonneg_float, default=0.0, help="L2 penalty on weights and biases")
-    tr.add_argument("--epochs", type=_positive_int, default=None, help="epochs (spiral: 60; others: 10)")
-    tr.add_argument("--batch-size", type=_positive_int, default=None, help="minibatch size (default 128)")
-    tr.add_argument("--seed", type=_seed, default=0, help="model seed (data split, weights, masks, shuffling)")
-    tr.add_argument("--float32", action="store_true", help="train in float32 (default float64; mnist: float32)")
+    tr.add_argument("--l2", type=_nonneg_float, default=0.0,
+                    help="L2 penalty on weights and biases")
+    tr.add_argument("--epochs", type=_positive_int, default=None,
+                    help="epochs (spiral: 60; others: 10)")
+    tr.add_argument("--batch-size", type=_positive_int, default=None,
+                    help="minibatch size (default 128)")
+    tr.add_argument("--seed", type=_seed, default=0,
+                    help="model seed (data split, weights, masks, shuffling)")
+    tr.add_argument("--float32", action="store_true",
+                    help="train in float32 (default float64; mnist: float32)")
     _common(tr)
 
-    ex = sub.add_parser("experiment", help="reproduce nnfs ch.15, CS231n or d2l dropout experiments",
-                        description="Run one of the classroom dropout experiments and print its table.")
+    ex = sub.add_parser("experiment",
+                        help="reproduce nnfs ch.15, CS231n or d2l dropout experiments",
+                        description="Run one of the classroom dropout experiments and print its "
+                                    "table.")
     ex.add_argument("name", choices=("nnfs", "cs231n", "d2l"))
     ex.add_argument("--epochs", type=_positive_int, default=None,
-                    help="override the experiment's epochs (nnfs 10000, cs231n 25, d2l 100 on digits)")
+                    help="override the experiment's epochs (nnfs 10000, cs231n 25, d2l 100 on "
+                         "digits)")
     ex.add_argument("--seed", type=_seed, default=0)
     ex.add_argument("--hidden", type=_int_list, default=None, metavar="N[,N...]",
                     help="nnfs: hidden sizes to run (default 64,512)")
@@ -160,7 +174,8 @@ def build_parser(prog=None):
     ex.add_argument("--data", default=None, metavar="PATH", help="d2l: directory of IDX files")
     _common(ex)
 
-    sub.add_parser("bench", help="dropout kernel benchmarks (arguments are passed on)", add_help=False)
+    sub.add_parser("bench", help="dropout kernel benchmarks (arguments are passed on)",
+                   add_help=False)
     return parser
 
 
@@ -209,21 +224,24 @@ def _experiment(args, out):
         require_matplotlib()
     n_threads = effective_n_threads(args.threads)
     if args.name != "d2l" and (args.data is not None or args.dataset != "digits"):
-        raise UsageError(f"{_prog} experiment: --dataset and --data apply to d2l only, not {args.name}")
+        raise UsageError(f"{_prog} experiment: --dataset and --data apply to d2l only, "
+                         f"not {args.name}")
     if args.name != "nnfs" and args.hidden is not None:
         raise UsageError(f"{_prog} experiment: --hidden applies to nnfs only, not {args.name}")
     if args.name == "nnfs":
-        experiments.run_nnfs(hidden_sizes=tuple(args.hidden or (64, 512)), epochs=args.epochs or 10000, seed=args.seed,
-                   plot=args.plot, stream=out, n_threads=n_threads,
-                   print_every=0 if args.quiet else 1000)
+        experiments.run_nnfs(hidden_sizes=tuple(args.hidden or (64, 512)),
+                             epochs=args.epochs or 10000, seed=args.seed, plot=args.plot,
+                             stream=out, n_threads=n_threads,
+                             print_every=0 if args.quiet else 1000)
     elif args.name == "cs231n":
-        experiments.cs231n_regularization(epochs=args.epochs or 25, seed=args.seed, plot=args.plot, stream=out,
-                                n_threads=n_threads, verbose=not args.quiet)
+        experiments.cs231n_regularization(epochs=args.epochs or 25, seed=args.seed,
+                                          plot=args.plot, stream=out, n_threads=n_threads,
+                                          verbose=not args.quiet)
     else:
         if args.dataset != "digits" and args.data is None:
             raise UsageError(f"{_prog} experiment d2l: --dataset {args.dataset} needs --data PATH")
-        experiments.d2l_sweep(dataset=args.dataset, data_path=args.data, epochs=args.epochs, seed=args.seed,
-                    plot=args.plot, stream=out, n_threads=n_threads)
+        experiments.d2l_sweep(dataset=args.dataset, data_path=args.data, epochs=args.epochs,
+                              seed=args.seed, plot=args.plot, stream=out, n_threads=n_threads)
     if args.plot:
         print(f"saved {args.plot}", file=out)
     return 0

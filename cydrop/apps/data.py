@@ -189,8 +189,8 @@ def load_idx(path):
     dtype = _IDX_DTYPES[code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(f"IDX file {path!r} is malformed: shape {shape} needs {expected} data bytes, "
-                         f"got {len(raw) - header}")
+        raise ValueError(f"IDX file {path!r} is malformed: shape {shape} needs {expected} data "
+                         f"bytes, got {len(raw) - header}")
     arr = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
@@ -202,7 +202,8 @@ _MNIST_NAMES = {
 
 
 def _find(directory, stem):
-    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx") + ".gz", stem.replace("-idx", ".idx")):
+    for name in (stem + ".gz", stem,
+                 stem.replace("-idx", ".idx") + ".gz", stem.replace("-idx", ".idx")):
         p = os.path.join(directory, name)
         if os.path.isfile(p):
             return p
@@ -253,11 +254,13 @@ def load_mnist(path, kind="train", *, dtype=np.float32, flatten=True):
         files.append(found)
     images, labels = load_idx(files[0]), load_idx(files[1])
     if images.ndim != 3:
-        raise ValueError(f"IDX file {files[0]!r} must hold 3-D images (N, rows, cols), got shape {images.shape}")
+        raise ValueError(f"IDX file {files[0]!r} must hold 3-D images (N, rows, cols), "
+                         f"got shape {images.shape}")
     if labels.ndim != 1:
         raise ValueError(f"IDX file {files[1]!r} must hold 1-D labels, got shape {labels.shape}")
     if len(images) != len(labels):
-        raise ValueError(f"{files[0]!r} has {len(images)} images but {files[1]!r} has {len(labels)} labels")
+        raise ValueError(f"{files[0]!r} has {len(images)} images but {files[1]!r} has "
+                         f"{len(labels)} labels")
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")

@@ -18,8 +18,19 @@ import time
 
 import numpy as np
 
-from cydrop.nn import (SGD, Adam, Dense, Dropout, FullyConnectedNet, ReLU, Sequential,
-                       SoftmaxCrossEntropy, Solver, accuracy, mlp)
+from cydrop.nn import (
+    SGD,
+    Adam,
+    Dense,
+    Dropout,
+    FullyConnectedNet,
+    ReLU,
+    Sequential,
+    SoftmaxCrossEntropy,
+    Solver,
+    accuracy,
+    mlp,
+)
 from cydrop.nn.module import child_seeds
 
 from . import data as _data
@@ -168,7 +179,8 @@ def run_nnfs(*, hidden_sizes=(64, 512), epochs=10000, seed=0, plot=None, stream=
         ref = NNFS_REFERENCE.get(r["hidden"], {})
         rows.append([f"Dense(2,{r['hidden']})", r["epochs"], r["acc"], ref.get("acc"), r["loss"],
                      r["val_acc"], ref.get("val_acc"), r["val_loss"], f"{r['seconds']:.1f}"])
-    print("nnfs.io ch.15: spiral_data(1000, 3), Dropout(0.1), Adam(0.05, decay 5e-5)", file=_out(stream))
+    print("nnfs.io ch.15: spiral_data(1000, 3), Dropout(0.1), Adam(0.05, decay 5e-5)",
+          file=_out(stream))
     print(format_table(["model", "epochs", "acc", "book acc", "loss", "val_acc", "book val_acc",
                         "val_loss", "seconds"], rows), file=_out(stream))
     if plot:
@@ -242,11 +254,12 @@ def cs231n_regularization(*, keep_ratios=(1.0, 0.25), num_train=500, hidden=500,
     data = {"X_train": X[tr] - mean, "y_train": y[tr], "X_val": X[va] - mean, "y_val": y[va]}
     results = []
     for keep, mseed in zip(keep_ratios, model_seeds):
-        model = FullyConnectedNet([hidden], input_dim=X.shape[1], num_classes=10, dropout_keep_ratio=keep,
-                                  weight_scale=weight_scale, dtype=np.float64, seed=mseed,
-                                  n_threads=n_threads)
-        solver = Solver(model, data, num_train_samples=num_train, num_epochs=epochs, batch_size=batch_size,
-                        update_rule="adam", optim_config={"learning_rate": learning_rate}, seed=mseed,
+        model = FullyConnectedNet([hidden], input_dim=X.shape[1], num_classes=10,
+                                  dropout_keep_ratio=keep, weight_scale=weight_scale,
+                                  dtype=np.float64, seed=mseed, n_threads=n_threads)
+        solver = Solver(model, data, num_train_samples=num_train, num_epochs=epochs,
+                        batch_size=batch_size, update_rule="adam",
+                        optim_config={"learning_rate": learning_rate}, seed=mseed,
                         verbose=verbose, print_every=100, stream=stream)
         solver.train()
         results.append({
@@ -254,7 +267,8 @@ def cs231n_regularization(*, keep_ratios=(1.0, 0.25), num_train=500, hidden=500,
             "train_acc": solver.train_acc_history[-1], "val_acc": solver.val_acc_history[-1],
             "best_val_acc": solver.best_val_acc,
             "gap": solver.train_acc_history[-1] - solver.val_acc_history[-1],
-            "train_acc_history": solver.train_acc_history, "val_acc_history": solver.val_acc_history,
+            "train_acc_history": solver.train_acc_history,
+            "val_acc_history": solver.val_acc_history,
         })
     out = _out(stream)
     print(f"CS231n dropout regularization on digits: {num_train} training images, hidden {hidden}, "
@@ -265,8 +279,8 @@ def cs231n_regularization(*, keep_ratios=(1.0, 0.25), num_train=500, hidden=500,
     if len(results) >= 2:
         a, b = results[0], results[-1]
         verb = "narrowed" if b["gap"] < a["gap"] else "did not narrow"
-        print(f"dropout (keep {b['keep']:g}) {verb} the train-val gap: {a['gap']:.4f} -> {b['gap']:.4f}",
-              file=out)
+        print(f"dropout (keep {b['keep']:g}) {verb} the train-val gap: "
+              f"{a['gap']:.4f} -> {b['gap']:.4f}", file=out)
     if plot:
         Figure = require_matplotlib()
         fig = Figure(figsize=(11, 4.5))
@@ -295,7 +309,8 @@ def _d2l_data(dataset, data_path, seed):
         return X_tr, y_tr, X_te, y_te
     if dataset in ("mnist", "fashion-mnist"):
         if data_path is None:
-            raise ValueError(f"data_path must name a directory of IDX files for dataset {dataset!r}, got None")
+            raise ValueError(f"data_path must name a directory of IDX files for dataset "
+                             f"{dataset!r}, got None")
         X_tr, y_tr = _data.load_mnist(data_path, "train")
         X_te, y_te = _data.load_mnist(data_path, "test")
         return X_tr, y_tr, X_te, y_te
@@ -349,8 +364,9 @@ def d2l_sweep(pairs=D2L_PAIRS, *, dataset="digits", data_path=None, hidden=(256,
     for (r1, r2), mseed in zip(pairs, child_seeds(seed, len(pairs))):
         model = mlp(X_tr.shape[1], hidden, n_classes, rates=[r1, r2], init=0.01, dtype=np.float32,
                     seed=mseed, n_threads=n_threads)
-        solver = Solver(model, data, update_rule=SGD(learning_rate=learning_rate), batch_size=batch_size,
-                        num_epochs=epochs, num_train_samples=None, seed=mseed, verbose=False)
+        solver = Solver(model, data, update_rule=SGD(learning_rate=learning_rate),
+                        batch_size=batch_size, num_epochs=epochs, num_train_samples=None,
+                        seed=mseed, verbose=False)
         t0 = time.perf_counter()
         solver.train()
         seconds = time.perf_counter() - t0
@@ -360,12 +376,14 @@ def d2l_sweep(pairs=D2L_PAIRS, *, dataset="digits", data_path=None, hidden=(256,
             "chance": 1.0 / n_classes, "seconds": seconds,
         })
     out = _out(stream)
-    print(f"d2l.ai dropout sweep on {dataset}: {X_tr.shape[1]} -> {hidden[0]} -> {hidden[1]} -> {n_classes}, "
+    print(f"d2l.ai dropout sweep on {dataset}: "
+          f"{X_tr.shape[1]} -> {hidden[0]} -> {hidden[1]} -> {n_classes}, "
           f"SGD lr {learning_rate:g}, batch {batch_size}, {epochs} epochs (last epoch's accuracy; "
           f"chance {1.0 / n_classes:.2f})", file=out)
     print(format_table(["rate1", "rate2", "train_loss", "train_acc", "test_acc", "seconds"],
-                       [[f"{r['rates'][0]:g}", f"{r['rates'][1]:g}", r["train_loss"], r["train_acc"],
-                         r["test_acc"], f"{r['seconds']:.1f}"] for r in results]), file=out)
+                       [[f"{r['rates'][0]:g}", f"{r['rates'][1]:g}", r["train_loss"],
+                         r["train_acc"], r["test_acc"], f"{r['seconds']:.1f}"]
+                        for r in results]), file=out)
     if plot:
         Figure = require_matplotlib()
         fig = Figure(figsize=(8, 4.5))

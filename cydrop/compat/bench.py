@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
+from cydrop.compat import nnfs as _nnfs
 from cydrop.compat.cs231n.classifiers.fc_net import FullyConnectedNet
 from cydrop.compat.cs231n.solver import Solver
-from cydrop.compat import nnfs as _nnfs
 
 
 class _Timed:
@@ -85,8 +85,12 @@ class _BookDropout(_nnfs.Layer_Dropout):
 
 def nnfs_run(course, epochs=1000, samples=1000, hidden=64):
     """Chapter 15's run (spiral data, Dense(2, 64) - ReLU - Dropout(0.1) - Dense(64, 3), Adam)."""
-    from cydrop.compat.nnfs import (Activation_ReLU, Activation_Softmax_Loss_CategoricalCrossentropy,
-                                    Layer_Dense, Optimizer_Adam)
+    from cydrop.compat.nnfs import (
+        Activation_ReLU,
+        Activation_Softmax_Loss_CategoricalCrossentropy,
+        Layer_Dense,
+        Optimizer_Adam,
+    )
     from cydrop.compat.nnfs.datasets import spiral_data
     _nnfs.init()
     X, y = spiral_data(samples=samples, classes=3)
@@ -124,6 +128,7 @@ def d2l_run(course, epochs=3, n=4096):
     """The chapter's from-scratch MLP (784-256-256-10, dropout 0.2 / 0.5, SGD lr 0.5, batch 256)."""
     import torch
     from torch import nn
+
     from cydrop.compat.d2l import dropout_layer as cy_dropout_layer
 
     def course_dropout_layer(X, dropout):

@@ -24,11 +24,13 @@ memory work on a ``dask.distributed`` cluster: nothing global is ever materialis
 
 import math
 
-import numpy as np
 import dask.array as da
+import numpy as np
 
 from cydrop import _cache, _contract, _validation
-from cydrop._core import DropoutCache, dropout as _dropout, dropout_mask as _dropout_mask
+from cydrop._core import DropoutCache
+from cydrop._core import dropout as _dropout
+from cydrop._core import dropout_mask as _dropout_mask
 from cydrop._seeds import resolve_seed
 
 __all__ = ["DaskDropoutCache", "dropout", "dropout_backward"]

@@ -14,8 +14,16 @@ dropout (:mod:`~cydrop.nn.mc`); optimizers (:mod:`~cydrop.nn.optim`), CS231n's
 from . import functional
 from .activation import ReLU
 from .container import Sequential
-from .dropout import (AlphaDropout, BroadcastDropout, Dropout, DropoutBase, ExactKDropout,
-                      GaussianDropout, LockedDropout, SpatialDropout)
+from .dropout import (
+    AlphaDropout,
+    BroadcastDropout,
+    Dropout,
+    DropoutBase,
+    ExactKDropout,
+    GaussianDropout,
+    LockedDropout,
+    SpatialDropout,
+)
 from .fuse import FusedDenseReLUDropout
 from .gradcheck import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
 from .linear import Dense, DropConnectDense, Linear

@@ -59,7 +59,8 @@ class Sequential(Module):
         super().__init__()
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
-                raise TypeError(f"layers[{i}] must be a cydrop.nn Module, got {type(layer).__name__}")
+                raise TypeError(f"layers[{i}] must be a cydrop.nn Module, "
+                                f"got {type(layer).__name__}")
         self.layers = list(layers)
         self.criterion = SoftmaxCrossEntropy() if loss is None else loss
         self.n_threads = n_threads
@@ -96,7 +97,8 @@ class Sequential(Module):
     @property
     def params(self):
         """dict: every layer's arrays under ``"<index>.<name>"`` (live, not copies)."""
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+        return {f"{i}.{k}": v
+                for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
 
     @params.setter
     def params(self, values):
@@ -110,7 +112,8 @@ class Sequential(Module):
     @property
     def grads(self):
         """dict: the layers' last gradients, keyed like :attr:`params`."""
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+        return {f"{i}.{k}": v
+                for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
 
     def steps(self):
         """Return the modules a forward pass runs, in order.
@@ -234,7 +237,8 @@ class Sequential(Module):
         try:
             n = X.shape[0]
             step = n if not batch_size else int(batch_size)
-            parts = [self.forward(X[i:i + step]).argmax(axis=1) for i in range(0, max(n, 1), max(step, 1))]
+            parts = [self.forward(X[i:i + step]).argmax(axis=1)
+                     for i in range(0, max(n, 1), max(step, 1))]
             return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
         finally:
             self.train(was_training)

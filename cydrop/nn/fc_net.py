@@ -26,7 +26,8 @@ def check_dims(hidden_dims, input_dim, num_classes):
     """``[input_dim, *hidden_dims, num_classes]``, all positive ints, or a ValueError naming
     them."""
     if isinstance(hidden_dims, (str, bytes)) or not hasattr(hidden_dims, "__iter__"):
-        raise TypeError(f"hidden_dims must be a list of ints, got {_validation._short(hidden_dims)}")
+        raise TypeError(f"hidden_dims must be a list of ints, "
+                        f"got {_validation._short(hidden_dims)}")
     dims = [input_dim, *list(hidden_dims), num_classes]
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1:

@@ -50,8 +50,9 @@ class FullyConnectedNet(FullyConnectedNetBase):
 
     Architecture: ``{affine - [batch/layer norm] - relu - [dropout]} x (L - 1) - affine -
     softmax``. The network is the one of :mod:`cydrop.nn.fc_net`, as in the course's class
-    (``cydrop.compat.cs231n.classifiers.fc_net``); only the randomness differs: weights and masks come from ``seed``,
-    never from NumPy's global state, and every :meth:`loss` call draws a fresh mask.
+    (``cydrop.compat.cs231n.classifiers.fc_net``); only the randomness differs: weights and masks
+    come from ``seed``, never from NumPy's global state, and every :meth:`loss` call draws a
+    fresh mask.
 
     Parameters
     ----------
@@ -108,7 +109,8 @@ class FullyConnectedNet(FullyConnectedNetBase):
                  normalization=None, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None,
                  n_threads=None):
         keep = check_keep_ratio(dropout_keep_ratio)
-        self.rate = _validation.check_probability(1.0 - keep, "rate")  # the one keep -> rate conversion
+        # the one keep -> rate conversion
+        self.rate = _validation.check_probability(1.0 - keep, "rate")
         self.n_threads = _validation.check_n_threads(n_threads)
         weight_seed, dropout_seed = child_seeds(seed, 2)
         rng = np.random.default_rng(weight_seed)
@@ -192,20 +194,22 @@ def mlp(input_dim, hidden_dims, num_classes, rates=0.0, *, init="he", weight_l1=
     hidden_dims = list(hidden_dims)
     if (isinstance(rates, (str, bytes)) or not hasattr(rates, "__iter__")
             or (isinstance(rates, np.ndarray) and rates.ndim == 0)):
-        rate = _validation.check_probability(rates, "rate")                       # one rate for every hidden layer
+        rate = _validation.check_probability(rates, "rate")   # one rate for every hidden layer
         rates = [rate] * len(hidden_dims)
     else:
         rates = [_validation.check_probability(r, f"rates[{i}]") for i, r in enumerate(rates)]
     if len(rates) != len(hidden_dims):
         raise ValueError(
-            f"rates must have one value per hidden layer ({len(hidden_dims)}), got {len(rates)}: {rates}"
+            f"rates must have one value per hidden layer ({len(hidden_dims)}), "
+            f"got {len(rates)}: {rates}"
         )
     dims = [input_dim, *hidden_dims, num_classes]
     seeds = iter(child_seeds(seed, 2 * len(dims)))
     layers = []
     for i in range(len(dims) - 1):
-        layers.append(Dense(dims[i], dims[i + 1], init=init, weight_l1=weight_l1, weight_l2=weight_l2,
-                            bias_l1=bias_l1, bias_l2=bias_l2, dtype=dtype, seed=next(seeds)))
+        layers.append(Dense(dims[i], dims[i + 1], init=init, weight_l1=weight_l1,
+                            weight_l2=weight_l2, bias_l1=bias_l1, bias_l2=bias_l2, dtype=dtype,
+                            seed=next(seeds)))
         if i < len(hidden_dims):
             layers.append(ReLU())
             if rates[i] > 0:

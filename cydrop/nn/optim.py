@@ -137,7 +137,8 @@ class SGD(Optimizer):
             w -= lr * dw
 
     def __repr__(self):
-        return f"SGD(learning_rate={self.learning_rate:g}, decay={self.decay:g}, momentum={self.momentum:g})"
+        return (f"SGD(learning_rate={self.learning_rate:g}, decay={self.decay:g}, "
+                f"momentum={self.momentum:g})")
 
 
 class Adam(Optimizer):

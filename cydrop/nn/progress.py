@@ -57,7 +57,8 @@ class Progress:
         self._drawn = False
 
     def _bar(self, epoch, step, width=20):
-        done = ((epoch - 1) * self.steps_per_epoch + step) / (self.num_epochs * self.steps_per_epoch)
+        done = (((epoch - 1) * self.steps_per_epoch + step)
+                / (self.num_epochs * self.steps_per_epoch))
         n = int(round(done * width))
         return "[" + "#" * n + "-" * (width - n) + f"] {100 * done:5.1f}%"
 
@@ -85,7 +86,8 @@ class Progress:
         self._last = now
         acc = "" if self._last_acc is None else f"  val_acc {self._last_acc:.3f}"
         self._draw(f"{self._bar(epoch, step)} epoch {epoch}/{self.num_epochs} "
-                   f"step {step}/{self.steps_per_epoch}  loss {loss:.4f}{acc}  {self.label}".rstrip())
+                   f"step {step}/{self.steps_per_epoch}  loss {loss:.4f}{acc}  "
+                   f"{self.label}".rstrip())
 
     def epoch_end(self, epoch, loss, train_acc, val_acc, lr):
         """Report a finished epoch.

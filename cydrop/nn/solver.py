@@ -174,7 +174,8 @@ class Solver:
         rule = opts["update_rule"]
         if isinstance(rule, Optimizer):
             if opts["optim_config"]:
-                raise ValueError("optim_config must be empty when update_rule is an Optimizer instance")
+                raise ValueError("optim_config must be empty when update_rule is an Optimizer "
+                                 "instance")
             self.optimizer = rule
         else:
             self.optimizer = make_optimizer(rule, **dict(opts["optim_config"] or {}))

@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from cydrop import _contract
+
 # AlphaDropout's constants are scalar formulas, not kernel arithmetic: the twins use cydrop's
 # one definition (tests/variants/test_variants.py holds it to PyTorch's formula) and check
 # the kernels' arithmetic with them.

@@ -4,11 +4,11 @@ The Dropout notebook's cells run from tests/course_scripts/cs231n_dropout.py (re
 import lines changed, synthetic data of CIFAR-10's shape, a smaller hidden layer).
 """
 
+import contextlib
 import io
 import os
 import pickle
 import runpy
-import contextlib
 
 import numpy as np
 import pytest
@@ -163,7 +163,8 @@ def test_cydrop_own_api_stays_free_of_global_state():
 
 
 @pytest.mark.parametrize("param, exc, match", [
-    ({"mode": "train", "p": 1.5}, ValueError, r"dropout_param\['p'\] must satisfy 0 <= .* got 1\.5"),
+    ({"mode": "train", "p": 1.5}, ValueError,
+     r"dropout_param\['p'\] must satisfy 0 <= .* got 1\.5"),
     ({"mode": "eval", "p": 0.5}, ValueError, r"Invalid forward dropout mode 'eval'"),
     ({"mode": "train", "p": 0.5, "seed": -1}, ValueError, r"seed must satisfy .* got -1"),
 ])
@@ -230,7 +231,7 @@ def test_normalized_net_gradient_check(normalization):
                                   normalization=normalization, dropout_keep_ratio=0.75, seed=7)
         loss, grads = model.loss(X, y)
         for name in sorted(grads):
-            f = lambda _: model.loss(X, y)[0]
+            f = lambda _, model=model: model.loss(X, y)[0]
             num = gradient_check.eval_numerical_gradient(f, model.params[name], verbose=False)
             if normalization == "batchnorm" and name in ("b1", "b2"):
                 # a bias before batch normalisation has no effect: both gradients ~0
@@ -539,8 +540,9 @@ def test_nn_net_is_the_same_network_with_its_own_randomness():
 
 def test_docstring_examples():
     import doctest
-    from cydrop.compat.cs231n.classifiers import fc_net
+
     from cydrop.compat import d2l
+    from cydrop.compat.cs231n.classifiers import fc_net
     for module in (fc_net, d2l):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0

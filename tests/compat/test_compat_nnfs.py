@@ -9,10 +9,18 @@ import numpy as np
 import pytest
 
 from cydrop.compat import nnfs
-from cydrop.compat.nnfs import (Activation_ReLU, Activation_Softmax,
-                                Activation_Softmax_Loss_CategoricalCrossentropy, Layer_Dense,
-                                Layer_Dropout, Loss_CategoricalCrossentropy, Optimizer_Adagrad,
-                                Optimizer_Adam, Optimizer_RMSprop, Optimizer_SGD)
+from cydrop.compat.nnfs import (
+    Activation_ReLU,
+    Activation_Softmax,
+    Activation_Softmax_Loss_CategoricalCrossentropy,
+    Layer_Dense,
+    Layer_Dropout,
+    Loss_CategoricalCrossentropy,
+    Optimizer_Adagrad,
+    Optimizer_Adam,
+    Optimizer_RMSprop,
+    Optimizer_SGD,
+)
 from cydrop.compat.nnfs.datasets import spiral_data
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "course_scripts")
@@ -158,7 +166,9 @@ def test_optimizers_follow_the_books_formulas():
     for cls in (Optimizer_SGD, Optimizer_Adagrad, Optimizer_RMSprop):
         o = cls()
         before = layer.weights.copy()
-        o.pre_update_params(); o.update_params(layer); o.post_update_params()
+        o.pre_update_params()
+        o.update_params(layer)
+        o.post_update_params()
         assert not np.array_equal(before, layer.weights)
 
 

@@ -1,5 +1,6 @@
 """The rate contract has one definition per language: cydrop._contract (Python) and
-src/cydrop_rng.h (C, reached through cydrop._kernels). They must agree everywhere, edges included."""
+src/cydrop_rng.h (C, reached through cydrop._kernels). They must agree everywhere, edges
+included."""
 
 import math
 

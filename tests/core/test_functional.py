@@ -1,7 +1,6 @@
 """The rate-based functional API: semantics, out=, in-place, layouts, dtypes and bad input."""
 
 import math
-
 import os
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""Randomness of the masks: our own checks beyond tests/core/test_stats.py, and a small dieharder run.
+"""Randomness of the masks: our own checks beyond tests/core/test_stats.py, and a small dieharder
+run.
 
 Every check is a z or chi-square statistic with a threshold a fair generator exceeds with
 probability < 1e-6, at fixed seeds: a failure is a defect, not bad luck. The full dieharder
@@ -9,7 +10,6 @@ import importlib.util
 import math
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest

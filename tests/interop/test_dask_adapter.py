@@ -1,4 +1,5 @@
-"""cydrop.dask: bit-identical to cydrop.dropout on the whole array, for any chunking and scheduler."""
+"""cydrop.dask: bit-identical to cydrop.dropout on the whole array, for any chunking and
+scheduler."""
 
 import numpy as np
 import pytest

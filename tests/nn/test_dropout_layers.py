@@ -6,14 +6,18 @@ import pytest
 import cydrop
 import cydrop.variants as V
 from cydrop import nn
-from cydrop.nn.gradcheck import eval_numerical_gradient, rel_error
 from cydrop.nn import (
-    AlphaDropout, BroadcastDropout, DropConnectDense, ExactKDropout, GaussianDropout,
-    LockedDropout, SpatialDropout,
+    AlphaDropout,
+    BroadcastDropout,
+    DropConnectDense,
+    ExactKDropout,
+    GaussianDropout,
+    LockedDropout,
+    SpatialDropout,
 )
+from cydrop.nn.gradcheck import eval_numerical_gradient, rel_error
 
 from helpers import bits_of
-
 
 STOCHASTIC = [
     lambda: BroadcastDropout(0.4, broadcast_axes=0, seed=1),

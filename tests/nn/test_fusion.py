@@ -9,7 +9,8 @@ from cydrop.nn import SGD, Adam, Dense, Dropout, FusedDenseReLUDropout, ReLU, Se
 def _model(fuse, dtype, seed=0):
     return Sequential(Dense(20, 32, dtype=dtype, seed=seed), ReLU(), Dropout(0.3, seed=seed + 1),
                       Dense(32, 16, dtype=dtype, seed=seed + 2), ReLU(),
-                      Dense(16, 16, dtype=dtype, seed=seed + 3), ReLU(), Dropout(0.5, seed=seed + 4),
+                      Dense(16, 16, dtype=dtype, seed=seed + 3), ReLU(),
+                      Dropout(0.5, seed=seed + 4),
                       Dense(16, 4, dtype=dtype, seed=seed + 5), fuse=fuse)
 
 

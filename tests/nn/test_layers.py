@@ -1,4 +1,5 @@
-"""Tests of cydrop.nn.functional and the layers (module, linear, activation, dropout, loss, container)."""
+"""Tests of cydrop.nn.functional and the layers (module, linear, activation, dropout, loss,
+container)."""
 
 import numpy as np
 import pytest
@@ -26,9 +27,12 @@ def test_affine_gradients(rng):
     np.testing.assert_allclose(out, x.reshape(4, 6) @ w + b)
     dx, dw, db = F.affine_backward(dout, cache)
     assert dx.shape == x.shape
-    assert rel_error(dx, eval_numerical_gradient_array(lambda v: F.affine_forward(v, w, b)[0], x, dout)) < 1e-8
-    assert rel_error(dw, eval_numerical_gradient_array(lambda v: F.affine_forward(x, v, b)[0], w, dout)) < 1e-8
-    assert rel_error(db, eval_numerical_gradient_array(lambda v: F.affine_forward(x, w, v)[0], b, dout)) < 1e-8
+    num_dx = eval_numerical_gradient_array(lambda v: F.affine_forward(v, w, b)[0], x, dout)
+    num_dw = eval_numerical_gradient_array(lambda v: F.affine_forward(x, v, b)[0], w, dout)
+    num_db = eval_numerical_gradient_array(lambda v: F.affine_forward(x, w, v)[0], b, dout)
+    assert rel_error(dx, num_dx) < 1e-8
+    assert rel_error(dw, num_dw) < 1e-8
+    assert rel_error(db, num_db) < 1e-8
 
 
 def test_affine_shape_error_names_x():
@@ -43,7 +47,8 @@ def test_relu_gradient(rng):
     out, cache = F.relu_forward(x)
     np.testing.assert_array_equal(out, np.maximum(x, 0))
     dx = F.relu_backward(dout, cache)
-    assert rel_error(dx, eval_numerical_gradient_array(lambda v: F.relu_forward(v)[0], x, dout)) < 1e-9
+    num_dx = eval_numerical_gradient_array(lambda v: F.relu_forward(v)[0], x, dout)
+    assert rel_error(dx, num_dx) < 1e-9
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -93,7 +98,11 @@ def test_softmax_cross_entropy_rejects_bad_labels():
 # ---------------------------------------------------------------- Dense
 
 
-@pytest.mark.parametrize("init, std", [("he", np.sqrt(2 / 400)), ("xavier", np.sqrt(2 / 600)), (0.01, 0.01)])
+@pytest.mark.parametrize("init, std", [
+    ("he", np.sqrt(2 / 400)),
+    ("xavier", np.sqrt(2 / 600)),
+    (0.01, 0.01),
+])
 def test_dense_init_std(init, std):
     layer = Dense(400, 200, init=init, seed=0)
     assert layer.params["W"].std() == pytest.approx(std, rel=0.02)
@@ -135,7 +144,8 @@ def test_dense_rejects_bad_size():
 
 
 def test_dense_regularization_loss_and_gradients(rng):
-    layer = Dense(5, 3, init=0.5, weight_l1=0.01, weight_l2=0.02, bias_l1=0.03, bias_l2=0.04, seed=1)
+    layer = Dense(5, 3, init=0.5, weight_l1=0.01, weight_l2=0.02, bias_l1=0.03, bias_l2=0.04,
+                  seed=1)
     layer.params["b"][:] = rng.standard_normal(3)
     x = rng.standard_normal((4, 5))
     dout = rng.standard_normal((4, 3))
@@ -320,11 +330,13 @@ def test_softmax_cross_entropy_layer():
         crit.backward()
     loss = crit(np.zeros((2, 5)), np.array([1, 2]))
     assert loss == pytest.approx(np.log(5))
-    np.testing.assert_allclose(crit.backward(2.0), 2 * F.softmax_cross_entropy(np.zeros((2, 5)), [1, 2])[1])
+    np.testing.assert_allclose(crit.backward(2.0),
+                               2 * F.softmax_cross_entropy(np.zeros((2, 5)), [1, 2])[1])
 
 
-@pytest.mark.parametrize("name", ["cydrop.nn.functional", "cydrop.nn.linear", "cydrop.nn.activation",
-                                  "cydrop.nn.dropout", "cydrop.nn.loss", "cydrop.nn.container",
+@pytest.mark.parametrize("name", ["cydrop.nn.functional", "cydrop.nn.linear",
+                                  "cydrop.nn.activation", "cydrop.nn.dropout", "cydrop.nn.loss",
+                                  "cydrop.nn.container",
                                   "cydrop.nn.fuse", "cydrop.nn.mc", "cydrop.nn.optim",
                                   "cydrop.nn.models", "cydrop.nn.solver", "cydrop.nn.gradcheck",
                                   "cydrop.nn.progress", "cydrop.apps.data",

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from cydrop import variants
-from cydrop import nn
+from cydrop import nn, variants
 from cydrop.nn import AlphaDropout, DropConnectDense, GaussianDropout
 from cydrop.nn.mc import MCPrediction, SequentialMC, mc_predict, mc_sample_seed
 

@@ -21,8 +21,8 @@ def test_whole_net_gradient_check(keep, reg):
     rng = np.random.default_rng(231)
     X = rng.standard_normal((N, D))
     y = rng.integers(C, size=N)
-    model = FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, dropout_keep_ratio=keep, reg=reg,
-                              weight_scale=0.2, dtype=np.float64, seed=123)
+    model = FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, dropout_keep_ratio=keep,
+                              reg=reg, weight_scale=0.2, dtype=np.float64, seed=123)
     # non-zero biases keep every ReLU input off the kink (an all-dropped row would sit on it)
     for k, v in model.params.items():
         if k.startswith("b"):
@@ -42,15 +42,16 @@ def test_whole_net_gradient_check(keep, reg):
 
 
 def test_initial_loss_is_log_c():
-    model = FullyConnectedNet([50], input_dim=20, num_classes=C, weight_scale=1e-3, dtype=np.float64, seed=0)
+    model = FullyConnectedNet([50], input_dim=20, num_classes=C, weight_scale=1e-3,
+                              dtype=np.float64, seed=0)
     X = np.random.default_rng(0).standard_normal((200, 20))
     loss, _ = model.loss(X, np.arange(200) % C)
     assert loss == pytest.approx(np.log(C), abs=1e-3)
 
 
 def test_test_mode_has_no_dropout_and_train_mode_does():
-    model = FullyConnectedNet([100], input_dim=8, num_classes=3, dropout_keep_ratio=0.5, dtype=np.float64,
-                              seed=1)
+    model = FullyConnectedNet([100], input_dim=8, num_classes=3, dropout_keep_ratio=0.5,
+                              dtype=np.float64, seed=1)
     X = np.random.default_rng(1).standard_normal((30, 8))
     np.testing.assert_array_equal(model.loss(X), model.loss(X))  # test mode: deterministic
     y = np.zeros(30, dtype=int)
@@ -87,9 +88,10 @@ def _train(seed, keep=0.5, epochs=3):
     X = rng.standard_normal((300, 10)).astype(np.float32)
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
     data = {"X_train": X[:200], "y_train": y[:200], "X_val": X[200:], "y_val": y[200:]}
-    model = FullyConnectedNet([64, 64], input_dim=10, num_classes=2, dropout_keep_ratio=keep, seed=seed)
-    solver = Solver(model, data, update_rule="adam", optim_config={"learning_rate": 1e-2}, batch_size=32,
-                    num_epochs=epochs, seed=seed, verbose=False)
+    model = FullyConnectedNet([64, 64], input_dim=10, num_classes=2, dropout_keep_ratio=keep,
+                              seed=seed)
+    solver = Solver(model, data, update_rule="adam", optim_config={"learning_rate": 1e-2},
+                    batch_size=32, num_epochs=epochs, seed=seed, verbose=False)
     solver.train()
     return model, solver
 
@@ -107,9 +109,11 @@ def test_same_seed_is_a_bit_identical_training_run():
 def test_mlp_builder():
     net = mlp(4, [8, 8, 8], 2, rates=[0.1, 0.0, 0.5], seed=0)
     names = [type(layer).__name__ for layer in net.layers]
-    assert names == ["Dense", "ReLU", "Dropout", "Dense", "ReLU", "Dense", "ReLU", "Dropout", "Dense"]
+    assert names == ["Dense", "ReLU", "Dropout", "Dense", "ReLU", "Dense", "ReLU", "Dropout",
+                     "Dense"]
     assert [d.rate for d in net.dropout_layers()] == [0.1, 0.5]
-    with pytest.raises(ValueError, match=r"rates must have one value per hidden layer \(3\), got 2"):
+    with pytest.raises(ValueError,
+                       match=r"rates must have one value per hidden layer \(3\), got 2"):
         mlp(4, [8, 8, 8], 2, rates=[0.1, 0.2])
     with pytest.raises(ValueError, match=r"rate must satisfy 0 <= rate <= 1, got 2"):
         mlp(4, [8], 2, rates=2)

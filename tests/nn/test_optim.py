@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from cydrop.nn import SGD, Adam, make_optimizer
-from cydrop.nn import optim
+from cydrop.nn import SGD, Adam, make_optimizer, optim
 
 
 def test_sgd_step_is_exact():
@@ -58,7 +57,11 @@ def test_adam_first_step_moves_by_lr():
     np.testing.assert_allclose(p["w"], [-0.05, 0.05, -0.05], rtol=1e-4)
 
 
-@pytest.mark.parametrize("make", [lambda: SGD(0.1), lambda: SGD(0.1, momentum=0.9), lambda: Adam(0.1)])
+@pytest.mark.parametrize("make", [
+    lambda: SGD(0.1),
+    lambda: SGD(0.1, momentum=0.9),
+    lambda: Adam(0.1),
+])
 def test_updates_keep_float32(make):
     p = {"w": np.ones((2, 2), dtype=np.float32)}
     opt = make()
@@ -83,7 +86,8 @@ def test_make_optimizer_names():
     assert make_optimizer("momentum").momentum == 0.9
     assert make_optimizer("sgd_momentum", momentum=0.5).momentum == 0.5
     assert isinstance(make_optimizer("adam"), Adam)
-    with pytest.raises(ValueError, match=r"optimizer must be one of \('sgd', 'momentum', 'adam'\), got 'rmsprop'"):
+    with pytest.raises(ValueError, match=r"optimizer must be one of "
+                                         r"\('sgd', 'momentum', 'adam'\), got 'rmsprop'"):
         make_optimizer("rmsprop")
 
 

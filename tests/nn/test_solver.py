@@ -64,8 +64,8 @@ def test_missing_data_and_bad_values():
 
 def test_histories_and_eval_around_validation():
     model = _RecordingModel()
-    solver = Solver(model, _data(), update_rule="sgd", optim_config={"learning_rate": 0.5}, batch_size=50,
-                    num_epochs=4, seed=0, verbose=False)
+    solver = Solver(model, _data(), update_rule="sgd", optim_config={"learning_rate": 0.5},
+                    batch_size=50, num_epochs=4, seed=0, verbose=False)
     solver.train()
     per_epoch = -(-180 // 50)
     assert len(solver.loss_history) == 4 * per_epoch
@@ -81,8 +81,8 @@ def test_histories_and_eval_around_validation():
 
 def test_best_params_are_restored():
     model = _RecordingModel()
-    solver = Solver(model, _data(), update_rule="sgd", optim_config={"learning_rate": 0.5}, num_epochs=5,
-                    batch_size=30, seed=1, verbose=False)
+    solver = Solver(model, _data(), update_rule="sgd", optim_config={"learning_rate": 0.5},
+                    num_epochs=5, batch_size=30, seed=1, verbose=False)
     solver.train()
     assert solver.best_val_acc == max(solver.val_acc_history)
     for k, v in solver.best_params.items():
@@ -93,8 +93,8 @@ def test_best_params_are_restored():
 def test_seeded_shuffling_is_reproducible():
     def run(seed):
         m = _RecordingModel()
-        s = Solver(m, _data(), update_rule="sgd", optim_config={"learning_rate": 0.3}, batch_size=16,
-                   num_epochs=2, seed=seed, verbose=False)
+        s = Solver(m, _data(), update_rule="sgd", optim_config={"learning_rate": 0.3},
+                   batch_size=16, num_epochs=2, seed=seed, verbose=False)
         s.train()
         return s.loss_history
 
@@ -119,8 +119,8 @@ def test_overfits_small_data_with_sequential_and_dropout():
     small = {"X_train": data["X_train"][:50], "y_train": data["y_train"][:50],
              "X_val": data["X_val"], "y_val": data["y_val"]}
     model = mlp(6, [100, 100], 4, rates=0.2, seed=0)
-    solver = Solver(model, small, update_rule="adam", optim_config={"learning_rate": 5e-3}, batch_size=25,
-                    num_epochs=40, num_train_samples=None, seed=0, verbose=False)
+    solver = Solver(model, small, update_rule="adam", optim_config={"learning_rate": 5e-3},
+                    batch_size=25, num_epochs=40, num_train_samples=None, seed=0, verbose=False)
     solver.train()
     assert max(solver.train_acc_history) == 1.0
     assert model.training

@@ -30,6 +30,7 @@ import pathlib
 import pytest
 
 import cydrop
+
 from helpers import run_python
 
 PKG_DIR = pathlib.Path(cydrop.__file__).resolve().parent

@@ -44,7 +44,8 @@ def _gcc_links_asan(tmp_path):
     return r.returncode == 0
 
 
-pytestmark = pytest.mark.skipif(not os.path.exists(SETUP), reason="needs the source tree's setup.py")
+pytestmark = pytest.mark.skipif(not os.path.exists(SETUP),
+                                reason="needs the source tree's setup.py")
 needs_gcc = pytest.mark.skipif(sys.platform != "linux" or shutil.which("gcc") is None,
                                reason="needs gcc on Linux")
 
@@ -136,9 +137,17 @@ def test_release_builds_drop_debug_info_unless_asked(monkeypatch):
     assert ns["debug_flags"](Unix()) == (["-g0"], link_flags)
 
 
-@pytest.mark.parametrize("version, ok", [("3.0.0", False), ("3.0.12", False), ("0.29.37", False),
-                                         ("3.1.0", True), ("3.1.0a1", True), ("3.1a1", True), ("3.0rc2", False), ("3.2.4", True),
-                                         ("4.0", True)])
+@pytest.mark.parametrize("version, ok", [
+    ("3.0.0", False),
+    ("3.0.12", False),
+    ("0.29.37", False),
+    ("3.1.0", True),
+    ("3.1.0a1", True),
+    ("3.1a1", True),
+    ("3.0rc2", False),
+    ("3.2.4", True),
+    ("4.0", True),
+])
 def test_cython_older_than_3_1_is_refused(monkeypatch, version, ok):
     ns = _setup_namespace(monkeypatch)
     if ok:

@@ -6,8 +6,8 @@ package files from the installed module (``os.path.dirname(cydrop.__file__)``), 
 checkout, so they also pass against an installed wheel from a copy of tests/.
 
 The slow tests copy the working tree (without build products), make an sdist, check it holds the
-.pyx/.pxd/.c/.h sources, the LICENSE and no Cython-generated C, build a wheel from the unpacked sdist
-with ``pip wheel .``, check it (license, metadata, no debug info; ``auditwheel repair`` when
+.pyx/.pxd/.c/.h sources, the LICENSE and no Cython-generated C, build a wheel from the unpacked
+sdist with ``pip wheel .``, check it (license, metadata, no debug info; ``auditwheel repair`` when
 auditwheel is installed), then install it into a fresh virtual environment with ``--no-index``, no
 compiler on PATH and ``CC=false``, and run a smoke test there against ``cydrop.reference``. The
 release path users get (sdist -> wheel -> auditwheel repair -> fresh venv with the system libgomp
@@ -321,7 +321,8 @@ def elf_section_names(path):
     def header(i):  # (sh_name, sh_offset)
         at = shoff + i * shentsize
         return (struct.unpack_from(e + "I", data, at)[0],
-                struct.unpack_from(e + ("Q" if is64 else "I"), data, at + (0x18 if is64 else 0x10))[0])
+                struct.unpack_from(e + ("Q" if is64 else "I"), data,
+                                   at + (0x18 if is64 else 0x10))[0])
 
     strtab = header(shstrndx)[1]
     names = []

@@ -60,7 +60,8 @@ def test_in_place_and_eval_mode(dtype):
 
 def test_bad_input():
     z = np.zeros((4, 3), dtype=np.float32)
-    with pytest.raises(ValueError, match=r"b must have shape \(3,\) to match z's units, got \(4,\)"):
+    with pytest.raises(ValueError,
+                       match=r"b must have shape \(3,\) to match z's units, got \(4,\)"):
         fused.bias_relu_dropout(z, np.zeros(4, dtype=np.float32), 0.5, seed=1)
     with pytest.raises(TypeError, match=r"b must have z's dtype float32, got float64"):
         fused.bias_relu_dropout(z, np.zeros(3), 0.5, seed=1)

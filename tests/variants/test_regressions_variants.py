@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 import cydrop
+import cydrop.nn as VL
 import cydrop.nn as nn
 import cydrop.variants as V
-import cydrop.nn as VL
 from cydrop import _common, _kernels, _validation, _variants, fused
+
 from helpers import bits_of, python_env, run_python
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -726,7 +727,8 @@ def test_huge_numbers_in_optimizers_solver_and_penalties(value):
         nn.Adam(epsilon=value)
     with pytest.raises(ValueError, match="decay must satisfy"):
         nn.Adam(decay=value)
-    with pytest.raises(ValueError, match=r"weight_l2 must satisfy 0.0 <= weight_l2, got .*too large for a float"):
+    with pytest.raises(ValueError, match=r"weight_l2 must satisfy 0.0 <= weight_l2, "
+                                         r"got .*too large for a float"):
         nn.Dense(2, 2, weight_l2=value)
     with pytest.raises(ValueError, match="reg must be a real number >= 0"):
         nn.FullyConnectedNet([3], input_dim=2, num_classes=2, reg=value)

@@ -301,8 +301,9 @@ THREAD_CALLS = {
     "exact_k": lambda x, t: V.exact_k_dropout(x, 0.3, seed=5, n_threads=t)[0],
     "alpha": lambda x, t: V.alpha_dropout(x, 0.3, seed=5, n_threads=t)[0],
     "gaussian": lambda x, t: V.gaussian_dropout(x, 0.3, seed=5, n_threads=t)[0],
-    "dropconnect": lambda x, t: V.dropconnect_forward(x[:4], x.T[:, :7].copy(), np.zeros(7, x.dtype),
-                                                      0.3, seed=5, n_threads=t)[0],
+    "dropconnect": lambda x, t: V.dropconnect_forward(x[:4], x.T[:, :7].copy(),
+                                                      np.zeros(7, x.dtype), 0.3, seed=5,
+                                                      n_threads=t)[0],
 }
 
 
@@ -352,7 +353,8 @@ def test_dropconnect_numerical_gradient():
 # ------------------------------------------------------------------ errors
 
 @pytest.mark.parametrize("call, exc, match", [
-    (lambda: V.dropout_nd(np.ones(3), 1.5), ValueError, r"rate must satisfy 0 <= rate <= 1, got 1\.5"),
+    (lambda: V.dropout_nd(np.ones(3), 1.5), ValueError,
+     r"rate must satisfy 0 <= rate <= 1, got 1\.5"),
     (lambda: V.dropout_nd(np.ones((2, 3)), 0.5, noise_shape=(2, 2)), ValueError,
      r"noise_shape\[1\] must be 1 or x\.shape\[1\]=3 \(or None\), got 2"),
     (lambda: V.dropout_nd(np.ones((2, 3)), 0.5, noise_shape=(2,)), ValueError,

@@ -1,8 +1,8 @@
 """CS231n's ``layer_utils``: the affine-ReLU sandwich layers (fully connected part)."""
 
+from . import layers as _layers
 from .layers import *  # noqa: F401,F403  (the assignment's layer_utils re-exports the layers)
 from .layers import affine_backward, affine_forward, relu_backward, relu_forward
-from . import layers as _layers
 
 __all__ = ["affine_relu_forward", "affine_relu_backward"] + list(_layers.__all__)
 

@@ -13,8 +13,13 @@ import numpy as np
 from cydrop import _validation
 from cydrop._cs231n import dropout_backward, dropout_forward
 from cydrop.nn import functional as _F
-from cydrop.nn.normalization import (batchnorm_backward, batchnorm_backward_alt,
-                                     batchnorm_forward, layernorm_backward, layernorm_forward)
+from cydrop.nn.normalization import (
+    batchnorm_backward,
+    batchnorm_backward_alt,
+    batchnorm_forward,
+    layernorm_backward,
+    layernorm_forward,
+)
 
 __all__ = [
     "affine_forward", "affine_backward", "relu_forward", "relu_backward",

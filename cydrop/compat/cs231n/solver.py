@@ -22,6 +22,7 @@ import pickle
 import numpy as np
 
 from cydrop.nn import solver as _nn_solver
+
 from . import optim
 
 __all__ = ["Solver"]

@@ -19,11 +19,14 @@ in the book's attribute names (one implementation).
 import numpy as np
 
 from cydrop import _validation
-from cydrop._core import dropout as _dropout, dropout_backward as _dropout_backward
+from cydrop._core import dropout as _dropout
+from cydrop._core import dropout_backward as _dropout_backward
 from cydrop._cs231n import seed_from_numpy_global
 from cydrop.nn import functional as _F
 from cydrop.nn.linear import Dense as _Dense
-from cydrop.nn.optim import SGD as _SGD, Adam as _Adam, Optimizer as _Optimizer
+from cydrop.nn.optim import SGD as _SGD
+from cydrop.nn.optim import Adam as _Adam
+from cydrop.nn.optim import Optimizer as _Optimizer
 
 __all__ = [
     "init", "Layer_Dense", "Layer_Dropout", "Activation_ReLU", "Activation_Softmax",

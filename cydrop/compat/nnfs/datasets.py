@@ -1,7 +1,8 @@
 """The book's ``nnfs.datasets.spiral_data``, drawing from NumPy's global random state as the
 nnfs package does (so after :func:`cydrop.compat.nnfs.init` it gives the book's points).
 
-cydrop's own :func:`cydrop.apps.data.spiral_data` is the seeded form that never touches global state.
+cydrop's own :func:`cydrop.apps.data.spiral_data` is the seeded form that never touches global
+state.
 """
 
 import numbers

@@ -13,10 +13,11 @@ import numpy as np
 
 from cydrop import _validation
 from cydrop.nn.fc_net import FullyConnectedNetBase, check_keep_ratio
-from ..layers import *  # noqa: F401,F403  (the assignment's fc_net star-imports the layers)
-from ..layer_utils import *  # noqa: F401,F403
-from ..layers import dropout_backward, dropout_forward
+
 from .. import layer_utils as _layer_utils
+from ..layer_utils import *  # noqa: F401,F403
+from ..layers import *  # noqa: F401,F403  (the assignment's fc_net star-imports the layers)
+from ..layers import dropout_backward, dropout_forward
 
 __all__ = ["FullyConnectedNet"] + list(_layer_utils.__all__)
 
