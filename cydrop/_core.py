@@ -82,7 +82,7 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     -----
     An element is kept when 16 bits of a counter-based xoshiro256++ stream fall below
     ``round((1 - rate) * 65536)``; see ``cydrop.reference`` for the exact mapping. The mask is
-    identical for any ``n_threads``, chunking, build (serial or OpenMP) and ISA variant.
+    identical for any ``n_threads``, chunking, build (serial or OpenMP) and ISA.
 
     Examples
     --------

@@ -1,6 +1,6 @@
 """Pure-NumPy twins of cydrop's dropout variants, bit for bit.
 
-Every function here reproduces a kernel of ``src/cydrop_variants.c`` (through
+Every function here reproduces a kernel of ``src/cydrop_variants_impl.h`` (through
 :mod:`cydrop.variants`) exactly, from the same 16-bit draw field as :mod:`cydrop.reference`:
 ``draw(seed, p)`` for global position ``p``. The variants read that field at three widths:
 
