@@ -243,7 +243,7 @@ def _module(name, sources=(), **kwargs):
 
 extensions = [
     _module("_openmp"),
-    _module("_parallel"),
+    _module("_parallel", depends=[os.path.join(SRC, "cydrop_adapt.h")]),
     _module("_kernels", [os.path.join(SRC, "cydrop_kernels.c")], libraries=LIBM,
             depends=KERNEL_HEADERS),
     _module("_variants", depends=KERNEL_HEADERS),

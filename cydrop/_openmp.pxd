@@ -11,12 +11,14 @@ cdef extern from *:
     static inline int omp_get_max_threads(void) { return 1; }
     static inline int omp_get_num_procs(void) { return 1; }
     static inline int omp_get_thread_num(void) { return 0; }
+    static inline int omp_get_num_threads(void) { return 1; }
     #endif
     """
     bint CYDROP_OPENMP_ENABLED
     int omp_get_max_threads() noexcept nogil
     int omp_get_num_procs() noexcept nogil
     int omp_get_thread_num() noexcept nogil
+    int omp_get_num_threads() noexcept nogil
 
 
 # The one place that turns a user's n_threads into a thread count (see _openmp.pyx); a cpdef so

@@ -24,3 +24,14 @@ def pytest_report_header(config):
     return (f"cydrop {cydrop.__version__}: openmp={cydrop.openmp_enabled()}, "
             f"threads={cydrop.effective_n_threads()}, isa={_kernels.current_isa()} "
             f"of {_kernels.isas()}")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _team_path_always():
+    """The suite exercises the OpenMP team path whenever the work policy chooses it: the load
+    feedback (which sends calls serial on a busy machine, and a CI machine running this suite is
+    one) is off, except in tests/core/test_load_feedback.py, which turns it on itself."""
+    from cydrop import _parallel
+    was = _parallel.load_feedback(False)["enabled"]
+    yield
+    _parallel.load_feedback(was)
