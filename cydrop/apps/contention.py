@@ -1,0 +1,193 @@
+"""``cydrop bench --contention``: cydrop's default thread count against one thread on a busy
+machine.
+
+Machines that train models are rarely quiet: a data loader, a second process or BLAS threads
+keep some cores busy. This starts ``k`` CPU-bound busy-loop processes (``k = 0 .. cores``), and
+with them running times, at every size, the median of ``repeat`` calls of
+
+* cydrop's forward with the default thread count and with ``n_threads=1`` (``out=`` given,
+  rate 0.5), with the runner's load feedback on (as shipped) and off (the bare OpenMP team, in
+  a pass of its own);
+* the anchors under the same load: ``torch.nn.functional.dropout`` and a threaded
+  ``torch.mul(x, 2.0, out=y)``, each at the default threads and at one thread.
+
+Each cell is that implementation's default-threads median divided by its own one-thread
+median: above 1 means the threads cost time. Medians, not best times, because a busy machine's
+cost is in the typical call. Calls are interleaved (default, one thread, default, ...) so both
+see the same load.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from cydrop import _core, _openmp, _parallel
+
+SIZES = (("64K", 1 << 16), ("256K", 1 << 18), ("1M", 1 << 20), ("4M", 1 << 22),
+         ("16M", 1 << 24), ("64M", 1 << 26))
+BUSY_LOOP = "while True:\n    pass\n"
+
+
+class BusyProcesses:
+    """``k`` CPU-bound Python processes spinning until the block ends (a context manager)."""
+
+    def __init__(self, k):
+        self.k = k
+        self.procs = []
+
+    def __enter__(self):
+        self.procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP],
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL) for _ in range(self.k)]
+        time.sleep(0.3 if self.k else 0.0)          # let them start spinning
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.kill()
+        for p in self.procs:
+            p.wait()
+        self.procs = []
+
+
+def _interleaved_medians(pairs, repeat):
+    """Median seconds per call of every callable of ``pairs`` ({name: (default, one)}), the calls
+    interleaved so every implementation sees the same load."""
+    times = {name: ([], []) for name in pairs}
+    for default, one in pairs.values():            # warm: pages, caches, thread pools
+        default()
+        one()
+    for _ in range(repeat):
+        for name, fns in pairs.items():
+            for i, fn in enumerate(fns):
+                t0 = time.perf_counter()
+                fn()
+                times[name][i].append(time.perf_counter() - t0)
+    return {name: (float(np.median(d)), float(np.median(o))) for name, (d, o) in times.items()}
+
+
+def _operands(n):
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    return x, np.empty_like(x)
+
+
+def _cydrop_pair(n, threads):
+    """cydrop's forward (``out=`` given) at the default threads and at one thread."""
+    x, y = _operands(n)
+    return (lambda: _core.dropout(x, 0.5, seed=1, out=y, n_threads=threads),
+            lambda: _core.dropout(x, 0.5, seed=1, out=y, n_threads=1))
+
+
+def _implementations(n, threads, torch):
+    """{name: (default-threads call, one-thread call)} for one size: cydrop with the load
+    feedback as it stands, and the anchors."""
+    pairs = {"cydrop forward": _cydrop_pair(n, threads)}
+    if torch is not None:
+        x, y = _operands(n)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def at(fn, n_threads):
+            def call():
+                torch.set_num_threads(n_threads)
+                fn()
+            return call
+
+        def dropout():
+            return torch.nn.functional.dropout(tx, 0.5, True)
+
+        def mul():
+            return torch.mul(tx, 2.0, out=ty)
+
+        pairs["torch F.dropout"] = (at(dropout, threads), at(dropout, 1))
+        pairs["torch.mul(out=)"] = (at(mul, threads), at(mul, 1))
+    return pairs
+
+
+def measure(sizes=SIZES, busy=None, repeat=40, threads=None, torch=None, progress=None):
+    """The contention table: ``{k: {size_label: {name: (default_s, one_thread_s)}}}``.
+
+    Parameters
+    ----------
+    sizes : sequence of (label, n)
+    busy : sequence of int or None
+        Numbers of busy processes to run beside the measurement; None means ``0 .. cores``.
+    repeat : int
+        Calls per implementation and thread count; the median is reported.
+    threads : int or None
+        The default thread count (None: all usable cores).
+    torch : module or None
+        PyTorch, for the anchors.
+    progress : callable or None
+        Called with a line of text after every (k, size).
+    """
+    threads = _openmp.effective_n_threads(threads)
+    busy = list(range(threads + 1)) if busy is None else list(busy)
+    was = _parallel.load_feedback()["enabled"]
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    results = {}
+    try:
+        for k in busy:
+            results[k] = {}
+            with BusyProcesses(k):
+                for label, n in sizes:
+                    # the bare OpenMP team first (feedback off), then as shipped (feedback on,
+                    # from no backoff): two passes, since one variant's calls would reset the
+                    # other's backoff if they were interleaved
+                    _parallel.load_feedback(False)
+                    bare = _interleaved_medians({"cydrop forward, no load feedback":
+                                                 _cydrop_pair(n, threads)}, repeat)
+                    _parallel.load_feedback(True)
+                    results[k][label] = {
+                        **_interleaved_medians(_implementations(n, threads, torch), repeat),
+                        **bare}
+                    if progress is not None:
+                        progress(f"  measured {label} with {k} busy process(es)")
+    finally:
+        _parallel.load_feedback(was)
+        if torch is not None:
+            torch.set_num_threads(torch_threads)
+    return results
+
+
+def table(results, sizes=SIZES):
+    """Markdown: one table per number of busy processes, a row per implementation, each cell
+    the default-threads median over the one-thread median (one thread's median in brackets)."""
+    labels = [label for label, _ in sizes]
+    blocks = []
+    for k, by_size in results.items():
+        names = list(next(iter(by_size.values())))
+        lines = [f"{k} busy process(es): default threads / one thread (median of calls; one "
+                 f"thread's median in brackets)", "",
+                 "| implementation | " + " | ".join(labels) + " |",
+                 "| --- | " + " | ".join("---:" for _ in labels) + " |"]
+        for name in names:
+            cells = []
+            for label in labels:
+                default, one = by_size[label][name]
+                cells.append(f"{default / one:.2f}x ({one * 1e6:,.0f} us)")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def run(out=None, sizes=SIZES, busy=None, repeat=40, threads=None, torch=None,
+        report=None):
+    """Measure and print the contention table to ``out`` (default: standard output), and
+    write it to ``report/contention.md`` when ``report`` (a directory) is given."""
+    out = sys.stdout if out is None else out
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = _openmp.effective_n_threads(threads)
+    print(f"contention: {cores} usable cores, cydrop default threads {threads}, "
+          f"{repeat} calls per cell, float32, rate 0.5, out= given", file=out)
+    results = measure(sizes, busy, repeat, threads, torch,
+                      progress=lambda line: print(line, file=out, flush=True))
+    text = table(results, sizes)
+    print(text, file=out)
+    if report:
+        os.makedirs(report, exist_ok=True)
+        with open(os.path.join(report, "contention.md"), "w") as fh:
+            fh.write(text + "\n")
+    return results
