@@ -10,9 +10,18 @@ import numpy as np
 import pytest
 
 import cydrop
-from cydrop import _floor
+from cydrop import _floor, _parallel
 
 N = 1 << 22
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _bare_team():
+    """Thread scaling measures the OpenMP team itself: the runner's load feedback (which may send
+    calls serial on a busy machine) is off here and restored afterwards."""
+    was = _parallel.load_feedback(False)["enabled"]
+    yield
+    _parallel.load_feedback(was)
 
 
 @pytest.fixture(scope="module")
