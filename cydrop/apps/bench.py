@@ -105,6 +105,19 @@ def implementations(n, dtype, threads, torch=None):
     return impls
 
 
+def _sample(fn, inner):
+    """Seconds per call of ``fn`` over ``inner`` calls, after ``WARM`` seconds of warm-up calls
+    (caches, pages and idle cores)."""
+    fn()
+    warm_until = time.perf_counter() + WARM
+    while time.perf_counter() < warm_until:
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    return (time.perf_counter() - t0) / inner
+
+
 def _round_robin(impls, n, repeat, budget):
     """Best time per call of every (name, callable), sampled round-robin."""
     best = {name: float("inf") for name, _ in impls}
@@ -112,14 +125,7 @@ def _round_robin(impls, n, repeat, budget):
     deadline = time.perf_counter() + budget * len(impls)
     for r in range(repeat):
         for name, fn in impls:                      # round-robin: same conditions for all
-            fn()                                    # warm: caches, pages and idle cores
-            warm_until = time.perf_counter() + WARM
-            while time.perf_counter() < warm_until:
-                fn()
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            best[name] = min(best[name], (time.perf_counter() - t0) / inner)
+            best[name] = min(best[name], _sample(fn, inner))
         if r >= 2 and time.perf_counter() > deadline:
             break
     return best
@@ -221,17 +227,6 @@ def mode_pairs(n, threads, isa=None):
          lambda: _core.dropout_backward(x, c_bytes, out=y, n_threads=threads),
          lambda: stream_scale(x, y, s, threads, read_bytes=r_bytes, isa=fisa)),
     ]
-
-
-def _sample(fn, inner):
-    fn()
-    warm_until = time.perf_counter() + WARM
-    while time.perf_counter() < warm_until:
-        fn()
-    t0 = time.perf_counter()
-    for _ in range(inner):
-        fn()
-    return (time.perf_counter() - t0) / inner
 
 
 def floor_ratios(sizes=FLOOR_SIZES, thread_counts=(1, 2), isas=(None,), repeat=7, budget=1.0,
