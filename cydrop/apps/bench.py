@@ -19,13 +19,13 @@ import time
 
 import numpy as np
 
-from cydrop import __version__, _core, _kernels, _openmp
+from cydrop import __version__, _core, _floor, _kernels, _openmp
 from cydrop._floor import stream_scale
 
 WARM = 0.005   # seconds of calls before every sample (see the module docstring)
 
-SIZES = {"1K": 1 << 10, "64K": 1 << 16, "1M": 1 << 20, "4M": 1 << 22, "16M": 1 << 24,
-         "64M": 1 << 26}
+SIZES = {"1K": 1 << 10, "64K": 1 << 16, "256K": 1 << 18, "1M": 1 << 20, "4M": 1 << 22,
+         "16M": 1 << 24, "64M": 1 << 26}
 
 
 def _parse_sizes(text):
@@ -105,6 +105,19 @@ def implementations(n, dtype, threads, torch=None):
     return impls
 
 
+def _sample(fn, inner):
+    """Seconds per call of ``fn`` over ``inner`` calls, after ``WARM`` seconds of warm-up calls
+    (caches, pages and idle cores)."""
+    fn()
+    warm_until = time.perf_counter() + WARM
+    while time.perf_counter() < warm_until:
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    return (time.perf_counter() - t0) / inner
+
+
 def _round_robin(impls, n, repeat, budget):
     """Best time per call of every (name, callable), sampled round-robin."""
     best = {name: float("inf") for name, _ in impls}
@@ -112,14 +125,7 @@ def _round_robin(impls, n, repeat, budget):
     deadline = time.perf_counter() + budget * len(impls)
     for r in range(repeat):
         for name, fn in impls:                      # round-robin: same conditions for all
-            fn()                                    # warm: caches, pages and idle cores
-            warm_until = time.perf_counter() + WARM
-            while time.perf_counter() < warm_until:
-                fn()
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            best[name] = min(best[name], (time.perf_counter() - t0) / inner)
+            best[name] = min(best[name], _sample(fn, inner))
         if r >= 2 and time.perf_counter() > deadline:
             break
     return best
@@ -170,6 +176,130 @@ def scaling_text(n, result):
              f"generator) {floor:.2f}x.", ""]
     lines += [f"- {name}: {sec * 1e6:,.1f} us" for name, sec in best.items()]
     return "\n".join(lines)
+
+
+# The dropout modes and the floor of each (src/cydrop_floor.h): a scale y = x * s with the
+# mode's memory traffic, chunked and threaded like cydrop; float32, out= and mask_out= given.
+FLOOR_SIZES = [("64K", 1 << 16), ("256K", 1 << 18), ("1M", 1 << 20), ("4M", 1 << 22),
+               ("16M", 1 << 24), ("64M", 1 << 26)]
+MODES = ["forward recompute", "forward bits", "forward bytes", "backward recompute",
+         "backward bits", "backward bytes"]
+FLOOR_OF = {"forward recompute": "read x, write y", "forward bits": "+ write n/8 bytes",
+            "forward bytes": "+ write n bytes", "backward recompute": "read x, write y",
+            "backward bits": "+ read n/8 bytes", "backward bytes": "+ read n bytes"}
+
+
+def mode_pairs(n, threads, isa=None):
+    """(mode, cydrop callable, floor callable) for every mode at one size and thread count.
+
+    Both write into the same preallocated ``y`` (and mask buffer), so they meet the same cache
+    and page state; the floor of a backward reads the very mask the backward reads.
+    """
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    y = np.empty_like(x)
+    s = np.float32(2)
+    m_bits = np.empty((n + 7) // 8, dtype=np.uint8)
+    m_bytes = np.empty(n, dtype=np.uint8)
+    _, c_rec = _core.dropout(x, 0.5, seed=1)
+    _, c_bits = _core.dropout(x, 0.5, seed=1, mask="bits")
+    _, c_bytes = _core.dropout(x, 0.5, seed=1, mask="bytes")
+    r_bits, r_bytes = c_bits.stored_mask.reshape(-1), c_bytes.stored_mask.reshape(-1)
+    fisa = isa if isa in _floor.isas() else None
+    return [
+        ("forward recompute",
+         lambda: _core.dropout(x, 0.5, seed=1, out=y, n_threads=threads),
+         lambda: stream_scale(x, y, s, threads, isa=fisa)),
+        ("forward bits",
+         lambda: _core.dropout(x, 0.5, seed=1, out=y, mask="bits", mask_out=m_bits,
+                               n_threads=threads),
+         lambda: stream_scale(x, y, s, threads, mask_bits=m_bits, isa=fisa)),
+        ("forward bytes",
+         lambda: _core.dropout(x, 0.5, seed=1, out=y, mask="bytes", mask_out=m_bytes,
+                               n_threads=threads),
+         lambda: stream_scale(x, y, s, threads, mask_bytes=m_bytes, isa=fisa)),
+        ("backward recompute",
+         lambda: _core.dropout_backward(x, c_rec, out=y, n_threads=threads),
+         lambda: stream_scale(x, y, s, threads, isa=fisa)),
+        ("backward bits",
+         lambda: _core.dropout_backward(x, c_bits, out=y, n_threads=threads),
+         lambda: stream_scale(x, y, s, threads, read_bits=r_bits, isa=fisa)),
+        ("backward bytes",
+         lambda: _core.dropout_backward(x, c_bytes, out=y, n_threads=threads),
+         lambda: stream_scale(x, y, s, threads, read_bytes=r_bytes, isa=fisa)),
+    ]
+
+
+def floor_ratios(sizes=FLOOR_SIZES, thread_counts=(1, 2), isas=(None,), repeat=7, budget=1.0,
+                 stream=None):
+    """Every mode against its matched floor, interleaved; best time per call of each.
+
+    For every size, the (ISA, thread count, mode) pairs are sampled round-robin -- a mode's
+    call, then its floor's, then the next pair -- ``repeat`` times (fewer once ``budget``
+    seconds per pair are spent, but at least 3). An ISA of None is the active one; the cydrop
+    kernels are switched with :func:`cydrop._kernels.set_isa` before each ISA's turn, and the
+    floor of the same vector width runs beside them (the baseline floor for the baseline).
+    Returns ``{(isa_name, threads, mode, size_label): (cydrop_s, floor_s, n)}``.
+    """
+    results = {}
+    active = _kernels.current_isa()
+    for label, n in sizes:
+        groups = []
+        for isa in isas:
+            name = isa or active
+            for threads in thread_counts:
+                for mode, ours, floor in mode_pairs(n, threads, name):
+                    groups.append((name, (name, threads, mode, label), ours, floor))
+        best = {key: [float("inf"), float("inf")] for _, key, _, _ in groups}
+        inner = max(1, int(2e6 // n))
+        deadline = time.perf_counter() + budget * len(groups)
+        try:
+            for r in range(repeat):
+                for name, key, ours, floor in groups:
+                    if _kernels.current_isa() != name:
+                        _kernels.set_isa(name)
+                    best[key][0] = min(best[key][0], _sample(ours, inner))
+                    best[key][1] = min(best[key][1], _sample(floor, inner))
+                if r >= 2 and time.perf_counter() > deadline:
+                    break
+        finally:
+            _kernels.set_isa(active)
+        results.update({key: (v[0], v[1], n) for key, v in best.items()})
+        if stream is not None:
+            print(f"  floors measured {label}", file=stream, flush=True)
+    return results
+
+
+def _grid(results, rows, cols, cell, note):
+    """Markdown: leading ``cols`` (title, alignment, text of a row key) and, per size label,
+    ``cell(cydrop_s, floor_s, n)`` for every (isa, threads, mode) key of ``rows``."""
+    labels = list(dict.fromkeys(key[3] for key in results))
+    lines = ["| " + " | ".join([title for title, _, _ in cols] + labels) + " |",
+             "| " + " | ".join([align for _, align, _ in cols] + ["---:"] * len(labels)) + " |"]
+    for row in rows:
+        cells = [text(row) for _, _, text in cols]
+        cells += [cell(*results[(*row, label)]) for label in labels]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines + ["", note])
+
+
+def floor_table(results):
+    """Markdown: per (ISA, threads, mode) a row, per size cydrop's time over its floor's."""
+    cols = [("ISA", "---", lambda r: r[0]), ("threads", "---:", lambda r: str(r[1])),
+            ("mode", "---", lambda r: r[2]), ("floor traffic", "---", lambda r: FLOOR_OF[r[2]])]
+    return _grid(results, dict.fromkeys(key[:3] for key in results), cols,
+                 lambda ours, floor, n: f"{ours / floor:.2f}",
+                 "Each cell: cydrop's best time per call divided by its matched floor's (a scale "
+                 "y = x * s moving the same bytes, same chunks and threads, no generator), "
+                 "float32, out= and mask_out= preallocated; 1.00 is the floor.")
+
+
+def ns_table(results, threads=1):
+    """Markdown: ns per element of each ISA's modes and floors at ``threads`` threads."""
+    rows = [key for key in dict.fromkeys(k[:3] for k in results) if key[1] == threads]
+    cols = [("ISA", "---", lambda r: r[0]), ("mode", "---", lambda r: r[2])]
+    return _grid(results, rows, cols,
+                 lambda ours, floor, n: f"{ours / n * 1e9:.3f} / {floor / n * 1e9:.3f}",
+                 f"Each cell: ns per element at {threads} thread(s), cydrop / its matched floor.")
 
 
 def header(threads):
@@ -228,6 +358,9 @@ def main(argv=None, prog="python -m cydrop bench"):
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for cydrop and torch (default: all usable cores)")
     parser.add_argument("--repeat", type=int, default=7, help="samples per implementation")
+    parser.add_argument("--floors", type=_parse_sizes, default=None, metavar="SIZES",
+                        help="sizes of the matched-floor table (default: 64K,256K,1M,4M,16M,64M "
+                             "with --report, none otherwise)")
     parser.add_argument("--report", metavar="DIR",
                         help="also write DIR/bench.md and, with matplotlib, DIR/bench.png")
     args = parser.parse_args(argv)
@@ -248,6 +381,16 @@ def main(argv=None, prog="python -m cydrop bench"):
     if threads > 1 and _openmp.openmp_enabled():
         n_scale = SIZES["4M"]
         text += "\n\n" + scaling_text(n_scale, thread_scaling(n_scale, threads, args.repeat))
+    floor_sizes = args.floors if args.floors is not None else (
+        FLOOR_SIZES if args.report else [])
+    if floor_sizes:
+        isas = [i for i in ("baseline", "avx2") if i in _kernels.isas()]
+        if _kernels.current_isa() not in isas:
+            isas.append(_kernels.current_isa())
+        counts = sorted({1, threads})
+        res = floor_ratios(floor_sizes, counts, isas, args.repeat, stream=sys.stderr)
+        text += ("\n\n## Every mode against its matched floor\n\n" + floor_table(res)
+                 + "\n\n## Per ISA, 1 thread\n\n" + ns_table(res, 1))
     print(text)
     if args.report:
         os.makedirs(args.report, exist_ok=True)
