@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from cydrop import __version__, _core, _floor, _kernels, _openmp
+from cydrop import __version__, _core, _floor, _kernels, _openmp, _parallel
 from cydrop._floor import stream_scale
 
 WARM = 0.005   # seconds of calls before every sample (see the module docstring)
@@ -357,13 +357,21 @@ def main(argv=None, prog="python -m cydrop bench"):
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for cydrop and torch (default: all usable cores)")
-    parser.add_argument("--repeat", type=int, default=7, help="samples per implementation")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="samples per implementation (default: 7)")
     parser.add_argument("--floors", type=_parse_sizes, default=None, metavar="SIZES",
                         help="sizes of the matched-floor table (default: 64K,256K,1M,4M,16M,64M "
                              "with --report, none otherwise)")
     parser.add_argument("--report", metavar="DIR",
                         help="also write DIR/bench.md and, with matplotlib, DIR/bench.png")
+    parser.add_argument("--contention", action="store_true",
+                        help="instead: default threads against one thread while 0 .. cores "
+                             "busy processes load the machine (median of --repeat calls, "
+                             "40 if not given), 64K-64M; with --report, DIR/contention.md")
     args = parser.parse_args(argv)
+    if args.contention:
+        return _contention(args, parser)
+    args.repeat = 7 if args.repeat is None else args.repeat
     if args.repeat < 1:
         parser.error(f"--repeat must be >= 1, got {args.repeat}")
     try:
@@ -378,6 +386,30 @@ def main(argv=None, prog="python -m cydrop bench"):
     results = measure(args.sizes, np.dtype(args.dtype), threads, args.repeat, torch=torch,
                       stream=sys.stderr)
     text = table(results)
+    # What follows measures the OpenMP team itself (1 against n threads, each mode against its
+    # floor on the same team): the runner's load feedback, which may send calls serial on a busy
+    # machine, is off for it and restored afterwards.
+    feedback_was = _parallel.load_feedback(False)["enabled"]
+    try:
+        text += _team_tables(args, threads)
+    finally:
+        _parallel.load_feedback(feedback_was)
+    print(text)
+    if args.report:
+        os.makedirs(args.report, exist_ok=True)
+        with open(os.path.join(args.report, "bench.md"), "w") as fh:
+            fh.write(f"# cydrop benchmark\n\n{head}\n\n{text}\n")
+        try:
+            plot(results, args.sizes, os.path.join(args.report, "bench.png"))
+        except ImportError:
+            print("matplotlib is not installed: wrote bench.md only "
+                  "(pip install 'cydrop[plot]' for the PNG)", file=sys.stderr)
+    return 0
+
+
+def _team_tables(args, threads):
+    """The thread-scaling lines and the matched-floor tables of a bench run, as markdown."""
+    text = ""
     if threads > 1 and _openmp.openmp_enabled():
         n_scale = SIZES["4M"]
         text += "\n\n" + scaling_text(n_scale, thread_scaling(n_scale, threads, args.repeat))
@@ -391,16 +423,22 @@ def main(argv=None, prog="python -m cydrop bench"):
         res = floor_ratios(floor_sizes, counts, isas, args.repeat, stream=sys.stderr)
         text += ("\n\n## Every mode against its matched floor\n\n" + floor_table(res)
                  + "\n\n## Per ISA, 1 thread\n\n" + ns_table(res, 1))
-    print(text)
-    if args.report:
-        os.makedirs(args.report, exist_ok=True)
-        with open(os.path.join(args.report, "bench.md"), "w") as fh:
-            fh.write(f"# cydrop benchmark\n\n{head}\n\n{text}\n")
-        try:
-            plot(results, args.sizes, os.path.join(args.report, "bench.png"))
-        except ImportError:
-            print("matplotlib is not installed: wrote bench.md only "
-                  "(pip install 'cydrop[plot]' for the PNG)", file=sys.stderr)
+    return text
+
+
+def _contention(args, parser):
+    """``cydrop bench --contention``: see :mod:`cydrop.apps.contention`."""
+    from . import contention
+
+    repeat = 40 if args.repeat is None else args.repeat
+    if repeat < 1:
+        parser.error(f"--repeat must be >= 1, got {repeat}")
+    try:
+        threads = _openmp.effective_n_threads(args.threads)
+    except ValueError as exc:
+        parser.error(f"--threads: {exc}")
+    print(header(threads))
+    contention.run(repeat=repeat, threads=threads, torch=_torch(threads), report=args.report)
     return 0
 
 

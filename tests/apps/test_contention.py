@@ -59,3 +59,18 @@ def test_torch_anchors_run_at_both_thread_counts():
     assert {"torch F.dropout", "torch.mul(out=)"} <= set(cells)
     assert all(np.isfinite(v).all() for v in cells.values())
     assert torch.get_num_threads() == before
+
+
+def test_cydrop_bench_contention_runs_the_contention_table(monkeypatch, tmp_path, capsys):
+    from cydrop.apps import bench, cli
+
+    seen = {}
+    monkeypatch.setattr(contention, "run", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(bench, "_torch", lambda threads: None)
+    assert cli.main(["bench", "--contention", "--threads", "1", "--report", str(tmp_path)]) == 0
+    assert seen == {"repeat": 40, "threads": 1, "torch": None, "report": str(tmp_path)}
+    assert cli.main(["bench", "--contention", "--repeat", "5"]) == 0
+    assert seen["repeat"] == 5
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--contention", "--repeat", "0"])
+    assert "--repeat must be >= 1, got 0" in capsys.readouterr().err
