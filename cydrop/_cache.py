@@ -192,7 +192,8 @@ def _read_only_copy(mask):
 
 
 class FusedCache(Cache):
-    """What :func:`cydrop.fused.bias_relu_dropout_backward` needs: the forward output.
+    """What :func:`cydrop.fused.bias_relu_dropout_backward` needs: the forward output; made
+    only by cydrop.
 
     Attributes
     ----------
@@ -203,7 +204,7 @@ class FusedCache(Cache):
     rate : float
     seed, offset : int or None
     shape, dtype, mask_shape, nbytes
-        As every :class:`Cache`: those of ``out``.
+        As every cydrop cache: those of ``out``.
     """
 
     __slots__ = ("out", "scale", "rate", "seed", "offset")

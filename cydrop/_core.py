@@ -152,9 +152,9 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
     dout : ndarray of float32 or float64
         Upstream gradient, same shape and dtype as the forward input.
     cache : DropoutCache
-        From :func:`dropout` or :func:`dropout_forward`.
+        From :func:`~cydrop.dropout` or :func:`~cydrop.dropout_forward`.
     out : ndarray or None, default=None
-        Where to put ``dx`` (same rules as in :func:`dropout`).
+        Where to put ``dx`` (same rules as in :func:`~cydrop.dropout`).
     inplace : bool, default=False
         Write ``dx`` into ``dout``.
     n_threads : int or None, default=None
@@ -214,7 +214,7 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
 
 
 def dropout_mask(shape, rate=0.5, *, seed, offset=0, n_threads=None):
-    """The keep mask :func:`dropout` uses for an array of ``shape``: uint8, 1 = kept.
+    """The keep mask :func:`~cydrop.dropout` uses for an array of ``shape``: uint8, 1 = kept.
 
     Parameters
     ----------

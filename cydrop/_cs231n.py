@@ -73,7 +73,7 @@ def dropout_forward(x, dropout_param):
           assignment's ``np.random.rand`` mask does, so ``np.random.seed`` makes runs repeat.
           Unlike the assignment, a given seed never reseeds NumPy's global state.
         - cydrop extensions (optional): ``'offset'``, ``'mask'`` and ``'n_threads'`` as in
-          :func:`dropout`.
+          :func:`~cydrop.dropout`.
 
     Returns
     -------
@@ -86,7 +86,7 @@ def dropout_forward(x, dropout_param):
     Raises
     ------
     TypeError, ValueError
-        Unknown keys or modes, ``p`` outside [0, 1], and everything :func:`dropout` rejects.
+        Unknown keys or modes, ``p`` outside [0, 1], and everything :func:`~cydrop.dropout` rejects.
 
     Notes
     -----

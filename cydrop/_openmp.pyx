@@ -112,7 +112,7 @@ cpdef int effective_n_threads(object n_threads=None) except -1:
     -------
     int
         A thread count ``1 <= n <= usable cores``; always 1 in the serial build, and in a
-        forked child (see :func:`forked_serial`).
+        forked child (see ``cydrop._openmp.forked_serial()``).
 
     Raises
     ------

@@ -38,7 +38,7 @@ class SeedStream:
     ----------
     seed : int or None, default=None
         ``0 <= seed < 2**64``. ``None`` draws one from the operating system's entropy; read it
-        back from :attr:`seed` to replay the stream.
+        back from ``stream.seed`` to replay the stream.
 
     Attributes
     ----------
@@ -113,7 +113,13 @@ class SeedStream:
             return {"seed": self._seed, "offset": self._offset}
 
     def set_state(self, state):
-        """Restore a state returned by :meth:`get_state`."""
+        """Restore a state returned by :meth:`get_state`.
+
+        Parameters
+        ----------
+        state : dict
+            ``{'seed': int, 'offset': int}``, as :meth:`get_state` returns it.
+        """
         if not isinstance(state, dict) or set(state) != {"seed", "offset"}:
             raise ValueError(
                 f"state must be a dict with keys 'seed' and 'offset', got {state!r}")

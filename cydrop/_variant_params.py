@@ -26,6 +26,11 @@ def alpha_constants(rate):
     With ``q = thr / 65536`` the realised keep probability: ``a = (q + alpha'^2 q (1 - q))^-1/2``,
     ``b = -a (1 - q) alpha'`` and a dropped unit becomes ``c = a alpha' + b``; ``thr == 0`` gives
     ``a = b = c = 0``.
+
+    Parameters
+    ----------
+    rate : float
+        Drop probability, ``0 <= rate < 1``.
     """
     thr = _contract.threshold(1.0 - rate)
     if thr == 0:
@@ -51,7 +56,15 @@ def gaussian_sigma(rate):
 
 
 def exact_k_count(n, rate):
-    """Units dropped per row of ``n``: ``k = floor(rate * n + 0.5)`` (halves round up)."""
+    """Units dropped per row of ``n``: ``k = floor(rate * n + 0.5)`` (halves round up).
+
+    Parameters
+    ----------
+    n : int
+        Units per row.
+    rate : float
+        Drop probability, ``0 <= rate <= 1``.
+    """
     rate = _validation.check_probability(rate, "rate")
     return int(math.floor(rate * int(n) + 0.5))
 

@@ -2,23 +2,23 @@
 
 Every variant is deterministic by ``(seed, offset)``, gives the same bits for any
 ``n_threads``, keeps float32 as float32, and has a NumPy twin in
-:mod:`cydrop.reference_variants`. All read the counter-based draw field of the core
-(``draw(seed, position)``, see :mod:`cydrop.reference`):
+:mod:`cydrop.testing.reference_variants`. All read the counter-based draw field of the core
+(``draw(seed, position)``, see :mod:`cydrop.testing.reference`):
 
-==========================  ==============================  ===============================
-variant                     element ``i`` reads             ``offset`` counts
-==========================  ==============================  ===============================
-:func:`dropout_nd`          ``draw(offset + j)``, ``j`` the  mask elements (16-bit draws)
-(noise_shape, spatial,      C-order index in the REDUCED
-locked)                     mask
-:func:`dropconnect_forward` ``draw(offset + j)``, ``j`` the  weights (16-bit draws)
-                            C-order index in ``W``
-:func:`exact_k_dropout`     u32 word ``offset + r n + j``    u32 words (2 draws each)
-:func:`alpha_dropout`       ``draw(offset + i)``             elements (16-bit draws)
-:func:`gaussian_dropout`    u64 word ``offset + i``          u64 words (4 draws each)
-==========================  ==============================  ===============================
+============================  ================================  ===============================
+variant                       element ``i`` reads               ``offset`` counts
+============================  ================================  ===============================
+:func:`dropout_nd`            ``draw(offset + j)``, ``j`` the   mask elements (16-bit draws)
+(noise_shape, spatial,        C-order index in the REDUCED
+locked)                       mask
+:func:`dropconnect_forward`   ``draw(offset + j)``, ``j`` the   weights (16-bit draws)
+                              C-order index in ``W``
+:func:`exact_k_dropout`       u32 word ``offset + r n + j``     u32 words (2 draws each)
+:func:`alpha_dropout`         ``draw(offset + i)``              elements (16-bit draws)
+:func:`gaussian_dropout`      u64 word ``offset + i``           u64 words (4 draws each)
+============================  ================================  ===============================
 
-The drop probability is always ``rate``. Functions return ``(out, cache)``; pass the cache to
+The drop probability is alwa  ys ``rate``. Functions return ``  (out, cache)``; pass the cache to
 the matching ``*_backward`` or to :func:`backward`. Every backward validates the cache's state
 (it is a plain, picklable Python object) before a kernel sees it. ``n_threads`` accepts any
 nonzero int and is capped at the usable cores; inputs of any layout, alignment or ndarray
@@ -266,7 +266,7 @@ def dropconnect_forward(x, W, b, rate=0.5, *, training=True, seed=None, offset=0
 
 
 def dropconnect_backward(dout, cache, *, n_threads=None):
-    """Gradients of :func:`dropconnect_forward`.
+    """Gradients of :func:`dropconnect_forward`. Parameters as :func:`backward`.
 
     Returns
     -------
@@ -325,7 +325,7 @@ def exact_k_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_thread
     Unit ``j`` of row ``r`` gets the 64-bit key ``(u32word(offset + r n + j) << 32) | j`` and
     the ``k`` smallest keys are dropped: a uniformly random k-subset (up to ties in 32 random
     bits, broken by index). The kernel finds them per row with a quickselect; NumPy reproduces
-    it with ``np.partition`` (see :func:`cydrop.reference_variants.exact_k_keep`).
+    it with ``np.partition`` (see :func:`cydrop.testing.reference_variants.exact_k_keep`).
     """
     x, rate, training, seed, threads = op_args(x, rate, training, seed, n_threads)
     if x.ndim < 1:
@@ -350,7 +350,8 @@ def exact_k_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_thread
 
 
 def exact_k_dropout_backward(dout, cache, *, n_threads=None):
-    """Gradient of :func:`exact_k_dropout`: ``dout`` under the same mask and scale."""
+    """Gradient of :func:`exact_k_dropout`: ``dout`` under the same mask and scale.
+    Parameters as :func:`backward`."""
     st, dout = _backward_state(cache, "exact_k_dropout", ("exact_k", "identity"), dout)
     threads = effective_n_threads(n_threads)
     if st.kind == "identity":
@@ -400,7 +401,8 @@ def alpha_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_threads=
 
 
 def alpha_dropout_backward(dout, cache, *, n_threads=None):
-    """Gradient of :func:`alpha_dropout`: ``a * dout`` where kept, ``+0.0`` where dropped."""
+    """Gradient of :func:`alpha_dropout`: ``a * dout`` where kept, ``+0.0`` where dropped.
+    Parameters as :func:`backward`."""
     st, dout = _backward_state(cache, "alpha_dropout", ("alpha", "identity"), dout)
     threads = effective_n_threads(n_threads)
     if st.kind == "identity":
@@ -435,7 +437,7 @@ def gaussian_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_threa
     ``eps = 1 + sigma * z`` in double, rounded to ``x``'s dtype, with ``z`` from the
     word ``w`` by Box-Muller (cosine branch): ``u1 = ((w >> 32) + 0.5) / 2**32``,
     ``u2 = (w & 0xffffffff) / 2**32``, ``z = sqrt(-2 ln u1) cos(2 pi u2)``. The word is one
-    whole xoshiro256++ lane output, so ``u1``, ``u2`` carry 32 bits each (|z| <= 6.66). Bits
+    whole xoshiro256++ lane output, so ``u1``, ``u2`` carry 32 bits each (``|z| <= 6.66``). Bits
     are identical for any thread count; across platforms they depend on libm's ``log`` and
     ``cos``.
     """
@@ -450,7 +452,8 @@ def gaussian_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_threa
 
 
 def gaussian_dropout_backward(dout, cache, *, n_threads=None):
-    """Gradient of :func:`gaussian_dropout`: ``dout * eps`` with the same (regenerated) noise."""
+    """Gradient of :func:`gaussian_dropout`: ``dout * eps`` with the same (regenerated) noise.
+    Parameters as :func:`backward`."""
     st, dout = _backward_state(cache, "gaussian_dropout", ("gaussian", "identity"), dout)
     threads = effective_n_threads(n_threads)
     if st.kind == "identity":
@@ -459,7 +462,8 @@ def gaussian_dropout_backward(dout, cache, *, n_threads=None):
 
 
 def gaussian_noise(shape, rate=0.5, *, seed, offset=0, dtype=np.float64, n_threads=None):
-    """The factors ``eps`` :func:`gaussian_dropout` multiplies by, as an array of ``shape``."""
+    """The factors ``eps`` :func:`gaussian_dropout` multiplies by, as an array of ``shape``.
+    Parameters as :func:`gaussian_dropout` (``shape`` and ``dtype`` are the array's)."""
     dtype = _validation.check_float_dtype(dtype, "dtype")
     ones = np.ones(_validation.check_shape(shape), dtype=dtype)
     out, _ = gaussian_dropout(ones, rate, seed=seed, offset=offset, n_threads=n_threads)
@@ -479,8 +483,15 @@ _BACKWARD = {
 def backward(dout, cache, *, n_threads=None):
     """Backward of any variant, chosen by ``cache.kind`` (DropConnect returns (dx, dW, db)).
 
-    The cache's state is validated first (a ``TypeError``/``ValueError`` naming the field);
-    ``n_threads`` is any nonzero int, capped at the usable cores.
+    The cache's state is validated first (a ``TypeError``/``ValueError`` naming the field).
+
+    Parameters
+    ----------
+    dout : ndarray
+    cache : VariantCache
+        From the forward call; its ``kind`` picks the backward.
+    n_threads : int or None, default=None
+        Any nonzero int, capped at the usable cores; never changes the result.
     """
     cache = _cache.check_cache(cache, (VariantCache,), "a cydrop.variants function",
                                _cache.VARIANT_KINDS, validate=False)

@@ -41,12 +41,13 @@ _SHORT_RUN = 256
 
 
 class DaskDropoutCache(_cache.Cache):
-    """What :func:`dropout_backward` needs from a :func:`dropout` call: scalars, no mask.
+    """What :func:`dropout_backward` needs from a :func:`dropout` call: scalars, no mask; made
+    only by cydrop.
 
-    A :class:`cydrop._cache.Cache`: it can be pickled (the state is validated again when it is
-    loaded), and :func:`dropout_backward` validates its whole state before building any task,
-    so a cache rebuilt or changed by hand is a ``TypeError``/``ValueError`` naming the field,
-    raised at the call rather than inside a task.
+    A cydrop cache (``cydrop._cache.Cache``): it can be pickled (the state is validated again
+    when it is loaded), and :func:`dropout_backward` validates its whole state before building
+    any task, so a cache rebuilt or changed by hand is a ``TypeError``/``ValueError`` naming the
+    field, raised at the call rather than inside a task.
 
     Attributes
     ----------
@@ -236,8 +237,8 @@ def dropout(arr, rate=0.5, *, seed=None, offset=0, training=True, n_threads=1):
 
     See Also
     --------
-    cydrop.dropout : the single-machine function this reproduces.
-    run_starts : how a chunk maps to global indices.
+    cydrop.dropout : the single-machine function this reproduces (``run_starts`` in this
+        module maps a chunk to its global indices).
 
     Examples
     --------

@@ -104,6 +104,7 @@ class DropoutFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input, p, seed, offset, inplace, n_threads):
+        """Drop elements of ``input`` with probability ``p``; see the class for the arguments."""
         x = _numpy_view(input)
         if inplace:
             _dropout(x, p, seed=seed, offset=offset, inplace=True, n_threads=n_threads)
@@ -118,6 +119,7 @@ class DropoutFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
+        """The forward's mask, regenerated from ``(seed, offset)``, applied to ``grad_output``."""
         grad_input = DropoutFunction.apply(grad_output, ctx.p, ctx.seed, ctx.offset, False,
                                            ctx.n_threads)
         return grad_input, None, None, None, None, None
@@ -259,6 +261,14 @@ class Dropout(torch.nn.Dropout):
         self.n_threads = _validation.check_n_threads(n_threads)   # int (any size) or None
 
     def forward(self, input):
+        """Dropout of ``input`` in training mode, the identity in evaluation mode.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            A CPU float32/float64 tensor runs on cydrop's kernels; any other tensor on
+            torch's own dropout.
+        """
         if not isinstance(input, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
         if not uses_cydrop(input):

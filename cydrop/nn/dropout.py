@@ -45,7 +45,7 @@ class DropoutBase(Module):
     ----------
     rate : float, default=0.5
         Probability of dropping an element, ``0 <= rate <= 1`` (PyTorch's ``p``, Keras's
-        ``rate``); a subclass may narrow the range in :meth:`_check_rate`.
+        ``rate``); a subclass may narrow the range in ``_check_rate``.
     seed : int or None, default=None
         Seed of the layer's :class:`cydrop.SeedStream`: every training-mode forward draws a
         fresh, non-overlapping mask from it. ``None`` draws OS entropy.

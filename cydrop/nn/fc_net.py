@@ -1,6 +1,6 @@
 """The fully connected network of CS231n assignment 2, written once.
 
-:class:`FullyConnectedNetBase` is ``{affine - [batch/layer norm] - relu - [dropout]} x (L - 1) -
+``FullyConnectedNetBase`` is ``{affine - [batch/layer norm] - relu - [dropout]} x (L - 1) -
 affine - softmax`` with the assignment's ``params`` names and ``loss(X, y=None)``; it leaves
 open where weights and masks come from. :class:`cydrop.nn.FullyConnectedNet` draws them from a
 seed; ``cydrop.compat.cs231n.classifiers.fc_net.FullyConnectedNet`` from NumPy's global state,

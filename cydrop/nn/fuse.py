@@ -12,7 +12,7 @@ Which layers fuse is decided by the fusion protocol of :mod:`cydrop.nn.module`: 
 attribute ``fusion`` is ``'dense'``, ``'relu'`` or ``'dropout'``, and a subclass that changes what
 its parent computes (overrides ``forward``, ``backward`` or their hooks) loses the role and runs
 unfused unless it declares one itself.
-:func:`fusion_plan` groups a list of layers into the steps :class:`cydrop.nn.Sequential` runs.
+``fusion_plan`` groups a list of layers into the steps :class:`cydrop.nn.Sequential` runs.
 """
 
 from cydrop import _validation, fused

@@ -20,7 +20,7 @@ def mc_sample_seed(seed, sample):
     """Return the seed of Monte Carlo sample ``sample``.
 
     ``mc_sample_seed(seed, sample) = mix64(mix64(seed + G) ^ ((sample + 1) G))`` with
-    ``G = 0x9e3779b97f4a7c15``; ``mix64`` is splitmix64's finaliser (:mod:`cydrop._contract`).
+    ``G = 0x9e3779b97f4a7c15``; ``mix64`` is splitmix64's finaliser (``cydrop._contract``).
     Each sample's masks are a pure function of (seed, sample index).
 
     Parameters

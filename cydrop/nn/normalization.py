@@ -116,7 +116,15 @@ def batchnorm_backward(dout, cache):
 
 def batchnorm_backward_alt(dout, cache):
     """The same gradients as :func:`batchnorm_backward` (the assignment's simplified form,
-    which this already is)."""
+    which this already is).
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, D)
+        Upstream gradient.
+    cache : tuple
+        The cache ``batchnorm_forward`` returned in training mode.
+    """
     return batchnorm_backward(dout, cache)
 
 

@@ -8,7 +8,9 @@ Two forms are provided:
   nnfs.io; their :meth:`Optimizer.step` is split into
   ``pre_update_params`` / ``update_params`` / ``post_update_params`` as in
   nnfs;
-* CS231n update rules :func:`sgd`, :func:`sgd_momentum`, :func:`rmsprop`, :func:`adam` of
+* CS231n update rules :func:`~cydrop.compat.cs231n.optim.sgd`,
+  :func:`~cydrop.compat.cs231n.optim.sgd_momentum`, :func:`~cydrop.compat.cs231n.optim.rmsprop`,
+  :func:`~cydrop.compat.cs231n.optim.adam` of
   the form ``rule(w, dw, config=None) -> (next_w, config)``, with the assignment's defaults
   (``cydrop.compat.cs231n.optim`` is these functions).
 

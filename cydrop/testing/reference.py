@@ -17,7 +17,7 @@ The mapping from (seed, global element index ``g``) to a keep decision is::
     keep    = u < threshold,  threshold = round((1 - rate) * 65536)
 
 As in :func:`cydrop.dropout`, every function takes ``rate``, the probability of DROPPING an
-element. The constants and the splitmix64 mix are :mod:`cydrop._contract`'s (applied here to
+element. The constants and the splitmix64 mix are ``cydrop._contract``'s (applied here to
 whole uint64 arrays); the generator's steps are written out below.
 """
 
@@ -93,7 +93,7 @@ def _block_words(key, blocks):
 
 
 def keep_mask(size, rate, seed, offset=0):
-    """Keep decisions of global elements ``offset .. offset + size - 1``.
+    """Keep decisions of global elements ``offset`` to ``offset + size - 1``.
 
     Parameters
     ----------

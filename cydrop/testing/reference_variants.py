@@ -1,7 +1,7 @@
 """Pure-NumPy twins of cydrop's dropout variants, bit for bit.
 
 Every function here reproduces a kernel of ``src/cydrop_variants_impl.h`` (through
-:mod:`cydrop.variants`) exactly, from the same 16-bit draw field as :mod:`cydrop.reference`:
+:mod:`cydrop.variants`) exactly, from the same 16-bit draw field as :mod:`cydrop.testing.reference`:
 ``draw(seed, p)`` for global position ``p``. The variants read that field at three widths:
 
 =====================  ===========================================================
@@ -54,7 +54,7 @@ def _key(seed):
 
 
 def draws16(seed, p0, count):
-    """The 16-bit draws of positions ``p0 .. p0 + count - 1`` (uint16 array)."""
+    """The 16-bit draws of positions ``p0`` to ``p0 + count - 1`` (uint16 array)."""
     p0, count = int(p0), int(count)
     if count == 0:
         return np.zeros(0, dtype=np.uint16)
@@ -65,13 +65,13 @@ def draws16(seed, p0, count):
 
 
 def words32(seed, h0, count):
-    """u32 words ``h0 .. h0 + count - 1``: ``draw(2h) | draw(2h + 1) << 16``."""
+    """u32 words ``h0`` to ``h0 + count - 1``: ``draw(2h) | draw(2h + 1) << 16``."""
     d = draws16(seed, 2 * int(h0), 2 * int(count)).astype(np.uint32)
     return d[0::2] | (d[1::2] << np.uint32(16))
 
 
 def words64(seed, h0, count):
-    """u64 words ``h0 .. h0 + count - 1``: four consecutive draws, little-endian."""
+    """u64 words ``h0`` to ``h0 + count - 1``: four consecutive draws, little-endian."""
     d = draws16(seed, 4 * int(h0), 4 * int(count)).astype(np.uint64).reshape(-1, 4)
     return (d[:, 0] | (d[:, 1] << np.uint64(16)) | (d[:, 2] << np.uint64(32))
             | (d[:, 3] << np.uint64(48)))
@@ -190,7 +190,7 @@ def alpha_dropout_backward(dout, rate, seed, offset=0):
 
 
 def gaussian_noise(size, rate, seed, offset=0, dtype=np.float64):
-    """Multiplicative factors ``1 + sigma z`` of u64 words ``offset ..``, rounded to ``dtype``.
+    """Multiplicative factors ``1 + sigma z`` of u64 words from ``offset`` on, rounded to ``dtype``.
 
     ``sigma = sqrt(rate / (1 - rate))`` (Keras's GaussianDropout), ``z`` from
     :func:`normal_from_word`.

@@ -27,6 +27,14 @@ def affine_relu_forward(x, w, b):
 
 
 def affine_relu_backward(dout, cache):
-    """Gradients of :func:`affine_relu_forward`: ``(dx, dw, db)``."""
+    """Gradients of :func:`affine_relu_forward`: ``(dx, dw, db)``.
+
+    Parameters
+    ----------
+    dout : ndarray
+        Upstream gradient of the ReLU output.
+    cache : tuple
+        The cache :func:`affine_relu_forward` returned.
+    """
     fc_cache, relu_cache = cache
     return affine_backward(relu_backward(dout, relu_cache), fc_cache)

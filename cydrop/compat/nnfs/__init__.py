@@ -73,8 +73,8 @@ class Layer_Dense(_Dense):
     Parameters
     ----------
     n_inputs, n_neurons : int
-    weight_regularizer_l1, weight_regularizer_l2, bias_regularizer_l1, bias_regularizer_l2 :
-    float, default=0
+    weight_regularizer_l1, weight_regularizer_l2, bias_regularizer_l1, bias_regularizer_l2 : float
+        The book's L1 and L2 penalty strengths of the weights and biases (default 0).
     """
 
     def __init__(self, n_inputs, n_neurons, weight_regularizer_l1=0, weight_regularizer_l2=0,
@@ -229,7 +229,7 @@ class Loss:
         return layer.regularization_loss()
 
     def calculate(self, output, y):
-        """Mean of :meth:`forward` over the samples."""
+        """Mean of the subclass's ``forward`` over the samples."""
         return np.mean(self.forward(output, y))
 
 
@@ -281,6 +281,12 @@ class _LayerOptimizer:
     updates (state keyed by the layer)."""
 
     def update_params(self, layer):
+        """Update ``layer.weights`` and ``layer.biases`` from its ``dweights`` and ``dbiases``.
+
+        Parameters
+        ----------
+        layer : Layer_Dense
+        """
         self._update((layer, "W"), layer._params["W"], layer.dweights)
         self._update((layer, "b"), layer._params["b"], layer.dbiases.reshape(-1))
 

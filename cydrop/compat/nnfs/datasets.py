@@ -1,7 +1,7 @@
 """The book's ``nnfs.datasets.spiral_data``, drawing from NumPy's global random state as the
 nnfs package does (so after :func:`cydrop.compat.nnfs.init` it gives the book's points).
 
-cydrop's own :func:`cydrop.apps.data.spiral_data` is the seeded form that never touches global
+cydrop's own ``cydrop.apps.data.spiral_data`` is the seeded form that never touches global
 state.
 """
 
@@ -26,7 +26,7 @@ def spiral_data(samples, classes):
     Returns
     -------
     X : ndarray of shape (samples * classes, 2)
-        In :func:`cydrop.compat.nnfs.default_dtype` (float32 after ``init()``).
+        In ``cydrop.compat.nnfs.default_dtype()`` (float32 after ``init()``).
     y : ndarray of uint8, shape (samples * classes,)
     """
     for name, v in (("samples", samples), ("classes", classes)):
