@@ -27,7 +27,7 @@ from cydrop._openmp cimport omp_get_num_threads, omp_get_thread_num
 
 cdef extern from "cydrop_adapt.h" nogil:
     ctypedef struct cydrop_adapt_state:
-        int64_t serial_until, backoff, enabled, regions, losses, serial_calls
+        int64_t serial_until, backoff, enabled, regions, losses, serial_calls, suspect
     cydrop_adapt_state cydrop_adapt
     double CYDROP_ADAPT_LOSS
     int64_t CYDROP_ADAPT_MIN_NS, CYDROP_ADAPT_MAX_NS
@@ -107,6 +107,7 @@ def load_feedback(enabled=None):
         if not enabled:
             cydrop_adapt.serial_until = 0
             cydrop_adapt.backoff = CYDROP_ADAPT_MIN_NS
+            cydrop_adapt.suspect = 0
     now = cydrop_now_ns()
     return {"enabled": bool(cydrop_adapt.enabled), "regions": cydrop_adapt.regions,
             "losses": cydrop_adapt.losses, "serial_calls": cydrop_adapt.serial_calls,
@@ -116,7 +117,7 @@ def load_feedback(enabled=None):
 
 def _record(int64_t region_ns, double serial_estimate_ns, int64_t now_ns):
     """``cydrop_adapt_record`` (for tests: feeds the feedback a region's timings); returns
-    whether the region lost."""
+    whether the runner backs off (the second loss in a row)."""
     return bool(cydrop_adapt_record(region_ns, serial_estimate_ns, now_ns))
 
 
