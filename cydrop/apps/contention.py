@@ -13,8 +13,10 @@ with them running times, at every size, the median of ``repeat`` calls of
 
 Each cell is that implementation's default-threads median divided by its own one-thread
 median: above 1 means the threads cost time. Medians, not best times, because a busy machine's
-cost is in the typical call. Calls are interleaved (default, one thread, default, ...) so both
-see the same load.
+cost is in the typical call. cydrop's calls are interleaved (default, one thread, default, ...)
+so both see the same load; torch's thread count is process-wide, so its calls alternate in
+blocks. torch runs after cydrop at every size, since its own OpenMP threads keep spinning for a
+while after its calls.
 """
 
 import os
@@ -81,29 +83,38 @@ def _cydrop_pair(n, threads):
             lambda: _core.dropout(x, 0.5, seed=1, out=y, n_threads=1))
 
 
-def _implementations(n, threads, torch):
-    """{name: (default-threads call, one-thread call)} for one size: cydrop with the load
-    feedback as it stands, and the anchors."""
-    pairs = {"cydrop forward": _cydrop_pair(n, threads)}
-    if torch is not None:
-        x, y = _operands(n)
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+def _torch_medians(torch, fn, threads, repeat, rounds=4):
+    """Median seconds per call of ``fn`` at ``threads`` and at one torch thread.
 
-        def at(fn, n_threads):
-            def call():
-                torch.set_num_threads(n_threads)
+    torch's thread count is process-wide and changing it is not free, so the calls run in
+    blocks (``repeat / rounds`` calls at each count, alternating, ``rounds`` times) rather than
+    one by one: every block pays one switch and the alternation spreads the load's drift over
+    both counts.
+    """
+    times = ([], [])
+    per_block = max(1, repeat // rounds)
+    for count in (threads, 1):                     # warm both thread pools
+        torch.set_num_threads(count)
+        fn()
+    for _ in range(rounds):
+        for i, count in enumerate((threads, 1)):
+            torch.set_num_threads(count)
+            fn()
+            for _ in range(per_block):
+                t0 = time.perf_counter()
                 fn()
-            return call
+                times[i].append(time.perf_counter() - t0)
+    return float(np.median(times[0])), float(np.median(times[1]))
 
-        def dropout():
-            return torch.nn.functional.dropout(tx, 0.5, True)
 
-        def mul():
-            return torch.mul(tx, 2.0, out=ty)
-
-        pairs["torch F.dropout"] = (at(dropout, threads), at(dropout, 1))
-        pairs["torch.mul(out=)"] = (at(mul, threads), at(mul, 1))
-    return pairs
+def _anchors(n, threads, torch, repeat):
+    """{name: (default_s, one_thread_s)} of torch's dropout and a threaded torch.mul."""
+    x, y = _operands(n)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    return {"torch F.dropout": _torch_medians(
+                torch, lambda: torch.nn.functional.dropout(tx, 0.5, True), threads, repeat),
+            "torch.mul(out=)": _torch_medians(
+                torch, lambda: torch.mul(tx, 2.0, out=ty), threads, repeat)}
 
 
 def measure(sizes=SIZES, busy=None, repeat=40, threads=None, torch=None, progress=None):
@@ -133,16 +144,21 @@ def measure(sizes=SIZES, busy=None, repeat=40, threads=None, torch=None, progres
             results[k] = {}
             with BusyProcesses(k):
                 for label, n in sizes:
-                    # the bare OpenMP team first (feedback off), then as shipped (feedback on,
-                    # from no backoff): two passes, since one variant's calls would reset the
-                    # other's backoff if they were interleaved
-                    _parallel.load_feedback(False)
-                    bare = _interleaved_medians({"cydrop forward, no load feedback":
-                                                 _cydrop_pair(n, threads)}, repeat)
-                    _parallel.load_feedback(True)
-                    results[k][label] = {
-                        **_interleaved_medians(_implementations(n, threads, torch), repeat),
-                        **bare}
+                    # cydrop as shipped (feedback on, from no backoff), then the bare OpenMP
+                    # team (feedback off): two passes, since one variant's calls would reset the
+                    # other's backoff if they were interleaved. torch's anchors come last: its
+                    # own OpenMP threads spin for a while after its calls, loading the cores.
+                    row = {}
+                    for name, feedback in (("cydrop forward", True),
+                                           ("cydrop forward, no load feedback", False)):
+                        _parallel.load_feedback(False)
+                        _parallel.load_feedback(feedback)
+                        row.update(_interleaved_medians({name: _cydrop_pair(n, threads)},
+                                                        repeat))
+                    if torch is not None:
+                        row.update(_anchors(n, threads, torch, repeat))
+                        time.sleep(0.05)                  # let torch's threads go idle
+                    results[k][label] = row
                     if progress is not None:
                         progress(f"  measured {label} with {k} busy process(es)")
     finally:
