@@ -32,7 +32,7 @@
 #include <time.h>
 #endif
 
-#define CYDROP_ADAPT_LOSS 0.85                /* region / serial estimate above this: lost */
+#define CYDROP_ADAPT_LOSS 0.95                /* region / serial estimate above this: lost */
 #define CYDROP_ADAPT_MIN_NS 50000000LL        /* first backoff after a loss: 50 ms */
 #define CYDROP_ADAPT_MAX_NS 1000000000LL      /* longest: at most one probe a second under load */
 
