@@ -1,6 +1,8 @@
-"""The chunk runner's load feedback (src/cydrop_adapt.h): two parallel regions in a row slower than
-their serial estimates send calls serial for a backoff that doubles while regions keep losing; a
-winning region resets it (one loss alone is a cold start's wake-up, not load). The feedback decides where tasks run, never what they compute.
+"""The chunk runner's load feedback (src/cydrop_adapt.h).
+
+Two parallel regions in a row slower than their serial estimates send calls serial for a backoff
+that doubles while regions keep losing; a winning region resets it (one loss alone is a cold
+start's wake-up, not load). The feedback decides where tasks run, never what they compute.
 
 The state machine is driven here with synthetic timings (``_record``, ``_serial_now``), so these
 tests assert its rules, not the speed of this machine.
