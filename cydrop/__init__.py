@@ -56,13 +56,14 @@ from cydrop._core import DropoutCache, dropout, dropout_backward, dropout_mask  
 from cydrop._cs231n import dropout_forward  # noqa: E402
 from cydrop._kernels import current_isa  # noqa: E402
 from cydrop._openmp import effective_n_threads, openmp_enabled  # noqa: E402
-from cydrop._seeds import SeedStream  # noqa: E402
+from cydrop._seeds import SeedStream, derive_seed  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DropoutCache",
     "SeedStream",
+    "derive_seed",
     "dropout",
     "dropout_backward",
     "dropout_forward",
