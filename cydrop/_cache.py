@@ -49,6 +49,7 @@ class CacheState:
 
     kind = seed = offset = keep = thr = scale = cshape = mstride = None
     a = b = c = sigma = k = x = W_eff = out = stored = None
+    block = None            # a sharded call's cydrop._shard.Block
 
     def __init__(self, **fields):
         for name, value in fields.items():

@@ -9,7 +9,7 @@ element (PyTorch's and Keras's meaning). Valid common calls are recognised and r
 
 import numpy as np
 
-from cydrop import _cache, _common, _contract, _kernels, _validation
+from cydrop import _cache, _common, _contract, _kernels, _shard, _validation
 from cydrop._kernels import DropoutCache, make_cache
 from cydrop._openmp import effective_n_threads
 from cydrop._seeds import resolve_seed
@@ -18,7 +18,7 @@ __all__ = ["DropoutCache", "dropout", "dropout_backward", "dropout_mask"]
 
 
 def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplace=False,
-            mask="recompute", mask_out=None, n_threads=None):
+            mask="recompute", mask_out=None, n_threads=None, global_shape=None, start=None):
     """Inverted dropout: zero each element with probability ``rate``, scale the rest.
 
     Parameters
@@ -54,6 +54,13 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
         changes that gradient.
     n_threads : int or None, default=None
         Threads to use; see :func:`cydrop.effective_n_threads`. Never changes the result.
+    global_shape, start : tuple of int or None, default=None
+        Sharded masks: ``x`` is the block of a global array of shape ``global_shape`` whose
+        first element is the global element at multi-index ``start``, and ``x[i]`` gets the bits
+        of global element ``start + i`` (C-order index ``ravel_multi_index(start + i,
+        global_shape)``, plus ``offset``). Given together, with one entry per axis of ``x`` and
+        ``start + x.shape <= global_shape``. Blocks of one global array called with one seed
+        reproduce ``dropout`` of the whole array bit for bit; see :doc:`/sharding`.
 
     Returns
     -------
@@ -70,7 +77,7 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
         Non-float input, wrong argument types, ``out`` of another dtype.
     ValueError
         ``rate`` outside [0, 1] or NaN, bad ``seed``/``offset``/``mask``, bad ``out``, in-place
-        on a read-only array.
+        on a read-only array, a block outside ``global_shape``.
 
     See Also
     --------
@@ -95,7 +102,8 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     >>> bool((dx == y).all())
     True
     """
-    if training is True and (inplace is False or (inplace is True and out is None)):
+    sharded = global_shape is not None or start is not None
+    if training is True and not sharded and (inplace is False or (inplace is True and out is None)):
         # valid common calls are recognised and run in C; anything else is validated below
         done = _kernels.fast_forward(x, rate, seed, offset, x if inplace is True else out,
                                      mask, n_threads, mask_out)
@@ -110,7 +118,7 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
         _common.check_inplace_target(x_in, x, "x", out)
     mask = _validation.check_mask_mode(mask)
     seed = None if seed is None else _validation.check_uint64(seed, "seed")
-    offset = _validation.check_offset(offset, x.size)
+    block, offset = _shard.block_args(global_shape, start, x.shape, offset)   # None: one run
     threads = effective_n_threads(n_threads)
     if mask_out is not None:
         _validation.check_mask_out(mask_out, mask, x, [("x", x_in), ("x", x), ("out", out)])
@@ -134,14 +142,15 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     elif mask == "bytes":
         bytes_ = np.empty(x.size, dtype=np.uint8) if mask_out is None else mask_out.reshape(-1)
         stored = bytes_.reshape(x.shape)
-    _kernels.forward(_common.flat(src), _common.flat(dst), seed, offset, thr, scale, bits,
-                     bytes_, threads)
+    run = _kernels.forward if block is None else block.forward
+    run(_common.flat(src), _common.flat(dst), seed, offset, thr, scale, bits, bytes_, threads)
     dst = _common.finish(dst, writeback)
     if stored is not None:
         stored.flags.writeable = False
     # in place: the caller's x, as passed; out=: returned as is
     result = x_in if inplace else (dst if out is None else out)
-    return result, make_cache(rate, seed, offset, thr, scale, x.shape, x.dtype, mask, stored)
+    new_cache = make_cache if block is None else block.cache
+    return result, new_cache(rate, seed, offset, thr, scale, x.shape, x.dtype, mask, stored)
 
 
 def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
@@ -152,7 +161,8 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
     dout : ndarray of float32 or float64
         Upstream gradient, same shape and dtype as the forward input.
     cache : DropoutCache
-        From :func:`~cydrop.dropout` or :func:`~cydrop.dropout_forward`.
+        From :func:`~cydrop.dropout` or :func:`~cydrop.dropout_forward` (a sharded call's
+        cache knows its block: the mask is regenerated for the same global indices).
     out : ndarray or None, default=None
         Where to put ``dx`` (same rules as in :func:`~cydrop.dropout`).
     inplace : bool, default=False
@@ -177,7 +187,10 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
         done = _kernels.fast_backward(dout, cache, dout if inplace is True else out, n_threads)
         if done is not None:
             return done
-    st = _cache.check_cache(cache, (DropoutCache,), "cydrop.dropout or cydrop.dropout_forward")
+    if isinstance(cache, _shard.ShardCache):
+        st = _cache.check_cache(cache, (_shard.ShardCache,), "cydrop.dropout")
+    else:
+        st = _cache.check_cache(cache, (DropoutCache,), "cydrop.dropout or cydrop.dropout_forward")
     dout_in = dout
     dout = _validation.check_dout(dout, st.shape, st.dtype)
     inplace = _validation.check_bool(inplace, "inplace")
@@ -196,8 +209,9 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
         reads.append(("dout", dout_in))
     src, dst, writeback = _common.prepare_output(dout, out, inplace, "dout", "out", reads)
     if st.kind == "recompute":
-        _kernels.forward(_common.flat(src), _common.flat(dst), st.seed, st.offset, st.thr,
-                         st.scale, None, None, threads)
+        run = _kernels.forward if st.block is None else st.block.forward
+        run(_common.flat(src), _common.flat(dst), st.seed, st.offset, st.thr, st.scale, None,
+            None, threads)
     else:
         mask = st.stored
         need = (dout.size + 7) // 8 if st.kind == "bits" else dout.size
@@ -213,7 +227,8 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
     return dout_in if inplace else (dst if out is None else out)  # out= is returned as is
 
 
-def dropout_mask(shape, rate=0.5, *, seed, offset=0, n_threads=None):
+def dropout_mask(shape, rate=0.5, *, seed, offset=0, n_threads=None, global_shape=None,
+                 start=None):
     """The keep mask :func:`~cydrop.dropout` uses for an array of ``shape``: uint8, 1 = kept.
 
     Parameters
@@ -226,6 +241,9 @@ def dropout_mask(shape, rate=0.5, *, seed, offset=0, n_threads=None):
     offset : int, default=0
         Global index of the first element.
     n_threads : int or None, default=None
+    global_shape, start : tuple of int or None, default=None
+        The mask of the block of ``shape`` at ``start`` in a global array of ``global_shape``,
+        as in :func:`~cydrop.dropout`.
 
     Returns
     -------
@@ -242,9 +260,9 @@ def dropout_mask(shape, rate=0.5, *, seed, offset=0, n_threads=None):
     rate = _validation.check_probability(rate, "rate")
     seed = _validation.check_uint64(seed, "seed")
     size = int(np.prod(shape, dtype=object))
-    offset = _validation.check_offset(offset, size)
+    block, offset = _shard.block_args(global_shape, start, shape, offset, "shape")
     threads = effective_n_threads(n_threads)
     thr, _ = _contract.threshold_and_scale(rate)
     out = np.empty(size, dtype=np.uint8)
-    _kernels.mask(size, seed, offset, thr, None, out, threads)
+    (_kernels.mask if block is None else block.mask)(size, seed, offset, thr, None, out, threads)
     return out.reshape(shape)

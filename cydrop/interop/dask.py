@@ -7,14 +7,15 @@ Why the result does not depend on the chunking
 ----------------------------------------------
 cydrop's mask is a pure function of ``(seed, offset + g)``, where ``g`` is an element's index in
 the C-order flattening of the WHOLE array. A chunk of a 2-D or 3-D array is not one contiguous
-range of ``g``: it is a set of "runs". If the chunk spans the full extent of every axis after
-axis ``j`` (and ``j`` is the last axis where it does not), each combination of its indices on
-axes ``0 .. j-1`` is one contiguous run of ``chunk.shape[j] * prod(shape[j+1:])`` global
-indices. Each task computes the runs' global start indices with NumPy (vectorised) and then
+range of ``g``: it is a set of "runs" of consecutive global indices. Each task hands its chunk's
+location to ``cydrop._shard`` (the run logic :func:`cydrop.dropout` uses for
+``global_shape=``/``start=``), which computes the runs' global start indices with NumPy
+(vectorised) and then
 
-* calls the kernel once per run (a Python loop over runs, never over elements), or
+* calls the kernel once per run (here: :func:`cydrop.dropout` with the run's global offset;
+  a Python loop over runs, never over elements), or
 * when runs are short and close together, builds the mask of the range that covers them with
-  one kernel call and gathers from it.
+  one call (:func:`cydrop.dropout_mask`) and reads the chunk's bits out of it.
 
 Either way every element gets exactly the bits ``cydrop.dropout(np.asarray(arr), rate,
 seed=seed, offset=offset)`` gives it, for any chunking, regular or not, on any scheduler. Tasks
@@ -27,17 +28,15 @@ import math
 import dask.array as da
 import numpy as np
 
-from cydrop import _cache, _contract, _validation
+from cydrop import _cache, _contract, _shard, _validation
 from cydrop._core import DropoutCache
 from cydrop._core import dropout as _dropout
 from cydrop._core import dropout_mask as _dropout_mask
+from cydrop._openmp import effective_n_threads
 from cydrop._seeds import resolve_seed
+from cydrop._shard import run_starts as run_starts  # re-exported: maps a chunk to its runs
 
 __all__ = ["DaskDropoutCache", "dropout", "dropout_backward"]
-
-# A chunk whose runs are at most this long may use the gather path (one mask, then fancy
-# indexing) when the covering range is not much larger than the chunk.
-_SHORT_RUN = 256
 
 
 class DaskDropoutCache(_cache.Cache):
@@ -108,77 +107,24 @@ def _restore_cache(rate, seed, offset, shape, dtype, mask_mode):
     return _cache.restore(DaskDropoutCache, (rate, seed, offset, shape, dtype, mask_mode))
 
 
-def _kernel_scale(rate, dtype):
-    """The exact scale cydrop applies to kept elements for ``rate``, in ``dtype``."""
-    return dtype.type(_contract.threshold_and_scale(rate)[1])
-
-
-def run_starts(location, shape):
-    """Split a chunk into runs of consecutive C-order global indices.
-
-    Parameters
-    ----------
-    location : sequence of (start, stop)
-        The chunk's extent along each axis of the whole array.
-    shape : tuple of int
-        The whole array's shape.
-
-    Returns
-    -------
-    starts : ndarray of int64, shape (n_runs,)
-        Global C-order index of each run's first element (relative to the array's first
-        element), in the chunk's own C order.
-    run_length : int
-        Elements per run; ``n_runs * run_length`` is the chunk's size.
-
-    Examples
-    --------
-    >>> starts, n = run_starts([(1, 3), (2, 5)], (4, 6))
-    >>> starts.tolist(), n
-    ([8, 14], 3)
-    >>> run_starts([(2, 4), (0, 6)], (4, 6))[0].tolist()   # full rows: one run
-    [12]
-    """
-    ndim = len(shape)
-    if ndim == 0:
-        return np.zeros(1, dtype=np.int64), 1
-    extent = [stop - start for start, stop in location]
-    strides = [math.prod(shape[k + 1:]) for k in range(ndim)]
-    j = ndim - 1
-    while j > 0 and extent[j] == shape[j]:
-        j -= 1
-    run_length = extent[j] * strides[j]
-    rel = np.full((), location[j][0] * strides[j], dtype=np.int64)
-    for k in range(j):
-        axis = (np.arange(location[k][0], location[k][1], dtype=np.int64) * strides[k])
-        rel = np.add.outer(rel, axis) if k else rel + axis
-    return np.asarray(rel, dtype=np.int64).reshape(-1), run_length
-
-
 def _dropout_block(block, block_info=None, *, rate, seed, offset, n_threads):
     """One task: dropout of a chunk with the bits its global C-order positions carry."""
     info = block_info[0]
-    starts, run_length = run_starts(info["array-location"], tuple(info["shape"]))
-    src = np.ascontiguousarray(block)
-    if src.size == 0:
-        return np.empty(block.shape, dtype=block.dtype)
-    n_runs = starts.shape[0]
-    src2 = src.reshape(n_runs, run_length)
-    first = int(starts[0])
-    span = int(starts[-1]) + run_length - first
-    if n_runs > 1 and run_length <= _SHORT_RUN and span <= max(4 * src.size, 1024 * n_runs):
-        # Gather path: one mask over the covering range, then fancy indexing.
-        keep = _dropout_mask(span, rate, seed=seed, offset=offset + first,
-                                   n_threads=n_threads)
-        index = (starts - first)[:, None] + np.arange(run_length, dtype=np.int64)
-        kept = keep[index].view(bool)
-        out = np.where(kept, src2 * _kernel_scale(rate, src.dtype), src.dtype.type(0))
-        return out.reshape(block.shape)
-    out = np.empty((n_runs, run_length), dtype=src.dtype)
-    for r in range(n_runs):
-        _dropout(src2[r], rate, seed=seed, offset=offset + int(starts[r]), out=out[r],
-                       n_threads=n_threads)
-    return out.reshape(block.shape)
+    where = _shard.Block(tuple(info["shape"]), [a for a, _ in info["array-location"]],
+                         block.shape)
+    src = _validation.aligned_contiguous(np.asarray(block))
+    out = np.empty(block.shape, dtype=src.dtype)
+
+    def run(s, d, keep, g):     # one run: the op layer's dropout at the run's global offset
+        _dropout(s, rate, seed=seed, offset=offset + g, out=d, n_threads=n_threads)
+
+    def span_mask(n, g):        # the gather path's mask of the covering range
+        return _dropout_mask(n, rate, seed=seed, offset=offset + g, n_threads=n_threads)
+
+    _shard.fill(where, src.reshape(-1), out.reshape(-1), None,
+                _contract.threshold_and_scale(rate)[1], effective_n_threads(n_threads), run,
+                span_mask)
+    return out
 
 
 def _check_dask_array(arr, name):
@@ -237,8 +183,8 @@ def dropout(arr, rate=0.5, *, seed=None, offset=0, training=True, n_threads=1):
 
     See Also
     --------
-    cydrop.dropout : the single-machine function this reproduces (``run_starts`` in this
-        module maps a chunk to its global indices).
+    cydrop.dropout : the single-machine function this reproduces (its ``global_shape=`` /
+        ``start=`` run one chunk; ``run_starts`` maps a chunk to its global indices).
 
     Examples
     --------
