@@ -1,8 +1,9 @@
 """One cache protocol for every op: what a forward call hands its backward.
 
 Every cache cydrop makes is a :class:`Cache`: :class:`cydrop.DropoutCache` (a compiled class,
-registered as a virtual subclass), :class:`FusedCache`, :class:`VariantCache` and the dask
-adapter's ``DaskDropoutCache``. They share one surface:
+registered as a virtual subclass), :class:`FusedCache`, :class:`VariantCache`, the sharded
+call's ``cydrop._shard.ShardCache`` and the dask adapter's ``DaskDropoutCache``. They share one
+surface:
 
 ``rate``, ``seed``, ``offset``
     The drop probability (0 when nothing was dropped), the seed and the global index of the
