@@ -281,3 +281,21 @@ def test_dask_uses_the_shard_run_logic():
     out, _ = cd.dropout(da.from_array(x, chunks=(7, 9)), 0.5, seed=5, offset=3)
     np.testing.assert_array_equal(bits_of(out.compute(scheduler="synchronous")),
                                   bits_of(cydrop.dropout(x, 0.5, seed=5, offset=3)[0]))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_views_of_the_global_array_and_in_place_runs(mode):
+    # x passed as a (non-contiguous) view; in place on the per-run path (runs over SHORT_RUN)
+    g = (6, 1000)
+    x = _data(g, np.float32)
+    y, cache = cydrop.dropout(x, 0.3, seed=21, offset=2, mask=mode)
+    for start, index in blocks(g, ([], [300])):
+        yb, _ = cydrop.dropout(x[index], 0.3, seed=21, offset=2, mask=mode, global_shape=g,
+                               start=start)
+        np.testing.assert_array_equal(bits_of(yb), bits_of(y[index]))
+        xb = np.ascontiguousarray(x[index])
+        got, cb = cydrop.dropout(xb, 0.3, seed=21, offset=2, mask=mode, global_shape=g,
+                                 start=start, inplace=True)
+        assert got is xb and not _shard.block_args(g, start, xb.shape, 2)[0].gathers()
+        np.testing.assert_array_equal(bits_of(xb), bits_of(y[index]))
+        np.testing.assert_array_equal(cb.keep_mask(), cache.keep_mask()[index])
