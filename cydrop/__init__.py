@@ -57,6 +57,11 @@ from cydrop._cs231n import dropout_forward  # noqa: E402
 from cydrop._kernels import current_isa  # noqa: E402
 from cydrop._openmp import effective_n_threads, openmp_enabled  # noqa: E402
 from cydrop._seeds import SeedStream  # noqa: E402
+from cydrop.attention import softmax_dropout, softmax_dropout_backward  # noqa: E402
+from cydrop.blocks import drop_block, drop_block_backward  # noqa: E402
+from cydrop.residual import (  # noqa: E402
+    drop_path, drop_path_backward, dropout_add, dropout_add_backward,
+)
 
 __version__ = "0.1.0"
 
@@ -67,6 +72,14 @@ __all__ = [
     "dropout_backward",
     "dropout_forward",
     "dropout_mask",
+    "dropout_add",
+    "dropout_add_backward",
+    "drop_path",
+    "drop_path_backward",
+    "softmax_dropout",
+    "softmax_dropout_backward",
+    "drop_block",
+    "drop_block_backward",
     "current_isa",
     "effective_n_threads",
     "openmp_enabled",
