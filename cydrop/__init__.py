@@ -60,7 +60,10 @@ from cydrop._seeds import SeedStream  # noqa: E402
 from cydrop.attention import softmax_dropout, softmax_dropout_backward  # noqa: E402
 from cydrop.blocks import drop_block, drop_block_backward  # noqa: E402
 from cydrop.residual import (  # noqa: E402
-    drop_path, drop_path_backward, dropout_add, dropout_add_backward,
+    drop_path,
+    drop_path_backward,
+    dropout_add,
+    dropout_add_backward,
 )
 
 __version__ = "0.1.0"
