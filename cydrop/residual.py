@@ -172,6 +172,10 @@ def _run(x, residual, bias, rate, training, seed, offset, out, inplace, per_samp
         kind = "per_sample" if per_sample else "elementwise"
     else:
         thr, scale, seed, offset, kind = _contract.THRESHOLD_ONE, 1.0, None, None, "identity"
+    cache = ResidualCache(kind, rate if random else 0.0, seed, offset, x.shape, x.dtype,
+                          bool(scale_by_keep), b is not None)
+    if kind == "identity" and res is None and b is None:     # as cydrop.dropout: x itself
+        return _common.identity_result(given if inplace else x, out, inplace), cache
     rowkeep = rowlen = None
     if kind == "per_sample":
         rowkeep = _row_keep(x.shape[0], seed, offset, thr, threads)
@@ -184,8 +188,6 @@ def _run(x, residual, bias, rate, training, seed, offset, out, inplace, per_samp
         result = out
     elif inplace:
         result = given
-    cache = ResidualCache(kind, rate if random else 0.0, seed, offset, x.shape, x.dtype,
-                          bool(scale_by_keep), b is not None)
     return result, cache
 
 
