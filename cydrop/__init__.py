@@ -57,9 +57,14 @@ from cydrop._cs231n import dropout_forward  # noqa: E402
 from cydrop._kernels import current_isa  # noqa: E402
 from cydrop._openmp import effective_n_threads, openmp_enabled  # noqa: E402
 from cydrop._seeds import SeedStream  # noqa: E402
-from cydrop.attention import softmax_dropout, softmax_dropout_backward  # noqa: E402
-from cydrop.blocks import drop_block, drop_block_backward  # noqa: E402
+from cydrop.attention import (  # noqa: E402
+    SoftmaxDropoutCache,
+    softmax_dropout,
+    softmax_dropout_backward,
+)
+from cydrop.blocks import BlockCache, drop_block, drop_block_backward  # noqa: E402
 from cydrop.residual import (  # noqa: E402
+    ResidualCache,
     drop_path,
     drop_path_backward,
     dropout_add,
@@ -83,6 +88,9 @@ __all__ = [
     "softmax_dropout_backward",
     "drop_block",
     "drop_block_backward",
+    "ResidualCache",
+    "SoftmaxDropoutCache",
+    "BlockCache",
     "current_isa",
     "effective_n_threads",
     "openmp_enabled",

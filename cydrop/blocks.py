@@ -22,7 +22,7 @@ from cydrop import _variants as _v
 from cydrop._openmp import effective_n_threads
 from cydrop._seeds import resolve_seed
 
-__all__ = ["BlockCache", "drop_block", "drop_block_backward", "drop_block_gamma"]
+__all__ = ["BlockCache", "drop_block", "drop_block_backward"]
 
 
 def drop_block_gamma(rate, spatial, block_size):
