@@ -34,6 +34,12 @@
 #define CYDROP_EXP_LN2_LO 1.90821492927058770002e-10  /* ln 2 - LN2_HI */
 #define CYDROP_EXP_MIN (-708.0)                        /* below: the exponential is taken as 0 */
 #endif
+#ifndef CYDROP_SM_SEG
+#define CYDROP_SM_SEG 2048             /* softmax: row elements whose exponentials are kept */
+#endif
+#ifndef CYDROP_ADD_PF_AHEAD
+#define CYDROP_ADD_PF_AHEAD 4096       /* dropout_add's software prefetch distance, bytes */
+#endif
 
 /* exp(x) for x <= 0 (x < -708, and NaN, give +0.0): n = round(x log2 e), r = x - n ln 2 in two
  * steps, p = sum r^k / k! (k <= 11, Horner), exp = p * 2^n. */
@@ -80,6 +86,138 @@ static inline double CYDROP_MFN(cydrop_exp_neg)(double x)
     memcpy(&out, &eb, 8);
     return out;
 }
+
+
+#if CYDROP_HAVE_VEC
+/* The step-fused path of dropout_add for a chunk that starts a block (as the core forward's
+ * cydrop_forward_block): each step of 32 elements advances the eight lanes held in native
+ * vectors, compares its 32 draws with the threshold 16 bits at a time, and selects, adds the
+ * bias and the residual at once, so the generator's arithmetic overlaps the loads and stores.
+ * Same bits as fill_draws + the element loop below. */
+#define CYDROP_M_LANES_STEP()                                                 \
+    do {                                                                      \
+        for (int v_ = 0; v_ < CYDROP_NV; v_++) {                              \
+            const cydrop_vnat sum_ = A[v_] + E[v_], t_ = B[v_] << 17;         \
+            O[v_] = ((sum_ << 23) | (sum_ >> 41)) + A[v_];                    \
+            C[v_] ^= A[v_];                                                   \
+            E[v_] ^= B[v_];                                                   \
+            B[v_] ^= C[v_];                                                   \
+            A[v_] ^= E[v_];                                                   \
+            C[v_] ^= t_;                                                      \
+            E[v_] = (E[v_] << 45) | (E[v_] >> 19);                            \
+        }                                                                     \
+    } while (0)
+
+#define CYDROP_DEFINE_ADD_STEPS(T, SUF)                                                        \
+    static inline __attribute__((always_inline)) void CYDROP_MFN(cydrop_add_steps_##SUF)(      \
+        const T *x, const T *res, const T *b, int64_t m, int64_t j, T *y, int64_t nsteps,     \
+        cydrop_lanes *st, uint32_t thr, T scale, const int has_res, const int has_b,           \
+        const int all_kept, const int prefetch)                                                \
+    {                                                                                          \
+        enum { VB = sizeof(cydrop_vnat) };                                                     \
+        cydrop_vnat A[CYDROP_NV], B[CYDROP_NV], C[CYDROP_NV], E[CYDROP_NV], O[CYDROP_NV];      \
+        CYDROP_MFN(cydrop_vi16) drop[CYDROP_NV];                                               \
+        T xin[CYDROP_PER_STEP], tmp[CYDROP_PER_STEP];                                          \
+        const uint16_t t16s = thr > 65535u ? 65535u : (uint16_t)thr;                           \
+        const CYDROP_MFN(cydrop_vu16) t16 = t16s - (CYDROP_MFN(cydrop_vu16)){0};               \
+        const CYDROP_MFN(cydrop_v##SUF) sv = scale - (CYDROP_MFN(cydrop_v##SUF)){0};           \
+        memcpy(A, st->s0, sizeof A);                                                           \
+        memcpy(B, st->s1, sizeof B);                                                           \
+        memcpy(C, st->s2, sizeof C);                                                           \
+        memcpy(E, st->s3, sizeof E);                                                           \
+        for (int64_t s = 0; s < nsteps; s++) {                                                 \
+            const int64_t base = s * CYDROP_PER_STEP;                                          \
+            if (prefetch) {                                                                    \
+                __builtin_prefetch(x + base + CYDROP_ADD_PF_AHEAD / sizeof(T), 0, 0);                         \
+                __builtin_prefetch(x + base + CYDROP_ADD_PF_AHEAD / sizeof(T) + 64 / sizeof(T), 0, 0);        \
+                if (has_res) {                                                                 \
+                    __builtin_prefetch(res + base + CYDROP_ADD_PF_AHEAD / sizeof(T), 0, 0);                   \
+                    __builtin_prefetch(res + base + CYDROP_ADD_PF_AHEAD / sizeof(T) + 64 / sizeof(T), 0, 0);  \
+                }                                                                              \
+                __builtin_prefetch(y + base + CYDROP_ADD_PF_AHEAD / sizeof(T), 1, 0);                         \
+                __builtin_prefetch(y + base + CYDROP_ADD_PF_AHEAD / sizeof(T) + 64 / sizeof(T), 1, 0);        \
+            }                                                                                  \
+            CYDROP_M_LANES_STEP();                                                             \
+            for (int v_ = 0; v_ < CYDROP_NV; v_++) {                                           \
+                CYDROP_MFN(cydrop_vu16) d_;                                                    \
+                memcpy(&d_, &O[v_], VB);                                                       \
+                drop[v_] = all_kept ? (CYDROP_MFN(cydrop_vi16))(d_ != d_)                      \
+                                    : (CYDROP_MFN(cydrop_vi16))(d_ >= t16);                    \
+            }                                                                                  \
+            const T *src = x + base;                                                           \
+            if (has_b) {                                                                       \
+                if (j + CYDROP_PER_STEP <= m) {                                                \
+                    for (int k = 0; k < CYDROP_PER_STEP; k++)                                  \
+                        xin[k] = src[k] + b[j + k];                                            \
+                    j += CYDROP_PER_STEP;                                                      \
+                    if (j == m)                                                                \
+                        j = 0;                                                                 \
+                } else {                                                                       \
+                    for (int k = 0; k < CYDROP_PER_STEP; k++) {                                \
+                        xin[k] = src[k] + b[j];                                                \
+                        if (++j == m)                                                          \
+                            j = 0;                                                             \
+                    }                                                                          \
+                }                                                                              \
+                src = xin;                                                                     \
+            }                                                                                  \
+            if (has_res) {                                                                     \
+                CYDROP_MFN(cydrop_select_##SUF)(src, tmp, drop, sv);                           \
+                const T *r = res + base;                                                       \
+                T *yy = y + base;                                                              \
+                for (int k = 0; k < CYDROP_PER_STEP; k++)                                      \
+                    yy[k] = r[k] + tmp[k];                                                     \
+            } else {                                                                           \
+                CYDROP_MFN(cydrop_select_##SUF)(src, y + base, drop, sv);                      \
+            }                                                                                  \
+        }                                                                                      \
+        memcpy(st->s0, A, sizeof A);                                                           \
+        memcpy(st->s1, B, sizeof B);                                                           \
+        memcpy(st->s2, C, sizeof C);                                                           \
+        memcpy(st->s3, E, sizeof E);                                                           \
+    }                                                                                          \
+    /* whole steps of a block-start chunk; returns the elements done (a multiple of 32) */    \
+    static int64_t CYDROP_MFN(cydrop_add_block_##SUF)(                                         \
+        const T *x, const T *res, const T *b, int64_t m, int64_t j, T *y, int64_t cnt,        \
+        uint64_t key, uint64_t block, uint32_t thr, T scale, int prefetch)                     \
+    {                                                                                          \
+        cydrop_lanes st;                                                                       \
+        const int64_t nsteps = cnt / CYDROP_PER_STEP;                                          \
+        cydrop_lanes_seed(&st, key, block);                                                    \
+        /* one specialisation per (residual, bias, prefetch): constants in the loop (the   \
+           caller never comes here with thr >= 65536, which needs no draws) */                 \
+        (void)thr;                                                                             \
+        if (res && b) {                                                                        \
+            if (prefetch)                                                                      \
+                CYDROP_MFN(cydrop_add_steps_##SUF)(x, res, b, m, j, y, nsteps, &st, thr,       \
+                                                   scale, 1, 1, 0, 1);                         \
+            else                                                                               \
+                CYDROP_MFN(cydrop_add_steps_##SUF)(x, res, b, m, j, y, nsteps, &st, thr,       \
+                                                   scale, 1, 1, 0, 0);                         \
+        } else if (res) {                                                                      \
+            if (prefetch)                                                                      \
+                CYDROP_MFN(cydrop_add_steps_##SUF)(x, res, b, m, j, y, nsteps, &st, thr,       \
+                                                   scale, 1, 0, 0, 1);                         \
+            else                                                                               \
+                CYDROP_MFN(cydrop_add_steps_##SUF)(x, res, b, m, j, y, nsteps, &st, thr,       \
+                                                   scale, 1, 0, 0, 0);                         \
+        } else if (b) {                                                                        \
+            CYDROP_MFN(cydrop_add_steps_##SUF)(x, res, b, m, j, y, nsteps, &st, thr, scale,   \
+                                               0, 1, 0, prefetch);                             \
+        } else {                                                                               \
+            CYDROP_MFN(cydrop_add_steps_##SUF)(x, res, b, m, j, y, nsteps, &st, thr, scale,   \
+                                               0, 0, 0, prefetch);                             \
+        }                                                                                      \
+        return nsteps * CYDROP_PER_STEP;                                                       \
+    }
+CYDROP_DEFINE_ADD_STEPS(float, f32)
+CYDROP_DEFINE_ADD_STEPS(double, f64)
+#undef CYDROP_DEFINE_ADD_STEPS
+#undef CYDROP_M_LANES_STEP
+#define CYDROP_M_BLOCK_PATH 1
+#else
+#define CYDROP_M_BLOCK_PATH 0
+#endif
 
 #define CYDROP_DEFINE_MODERN(T, U, SUF)                                                        \
     /* y[k] := (res ? res[k] : nothing) + select(d[k] < thr, (x[k] (+ b[k])) * scale) */       \
@@ -135,6 +273,31 @@ static inline double CYDROP_MFN(cydrop_exp_neg)(double x)
             }                                                                                  \
         } else if (thr > 65535u) {                                                             \
             memset(d, 0, (size_t)cnt * sizeof d[0]);                                           \
+        } else if (CYDROP_M_BLOCK_PATH && (offset + (uint64_t)lo) % CYDROP_BLOCK == 0) {       \
+            const int64_t done = CYDROP_MFN(cydrop_add_block_##SUF)(                          \
+                x + lo, res ? res + lo : NULL, bias, m, bias ? lo % m : 0, y + lo, cnt, key,   \
+                (offset + (uint64_t)lo) / CYDROP_BLOCK, thr, scale,                            \
+                n * (int64_t)sizeof(T) >= ((int64_t)8 << 20));                                 \
+            if (done == cnt)                                                                   \
+                return;                                                                        \
+            /* the partial last step: its draws through the buffer, then the loop below */  \
+            CYDROP_MFN(cydrop_fill_draws)(key, offset + (uint64_t)(lo + done), cnt - done, d); \
+            const int64_t lo2 = lo + done;                                                     \
+            x += lo2;                                                                          \
+            y += lo2;                                                                          \
+            if (res)                                                                           \
+                res += lo2;                                                                    \
+            if (!bias) {                                                                       \
+                CYDROP_MFN(cydrop_add_run_##SUF)(x, res, NULL, y, d, cnt - done, thr, scale);  \
+                return;                                                                        \
+            }                                                                                  \
+            for (int64_t i = 0, j = lo2 % m; i < cnt - done; j = 0) {                          \
+                const int64_t run = m - j < cnt - done - i ? m - j : cnt - done - i;           \
+                CYDROP_MFN(cydrop_add_run_##SUF)(x + i, res ? res + i : NULL, bias + j, y + i, \
+                                                 d + i, run, thr, scale);                      \
+                i += run;                                                                      \
+            }                                                                                  \
+            return;                                                                            \
         } else {                                                                               \
             CYDROP_MFN(cydrop_fill_draws)(key, offset + (uint64_t)lo, cnt, d);                 \
         }                                                                                      \
@@ -154,42 +317,72 @@ static inline double CYDROP_MFN(cydrop_exp_neg)(double x)
         }                                                                                      \
     }                                                                                          \
                                                                                                \
+    /* e[i] := exp((double)z[i] - m) for i < cnt */                                           \
+    static void CYDROP_MFN(cydrop_sm_exp_##SUF)(const T *restrict z, double m,                 \
+                                                double *restrict e, int64_t cnt)               \
+    {                                                                                          \
+        for (int64_t i = 0; i < cnt; i++)                                                      \
+            e[i] = CYDROP_MFN(cydrop_exp_neg)((double)z[i] - m);                               \
+    }                                                                                          \
+    /* p[i] := (T)(e[i] * inv), y[i] := d[i] < thr ? p[i] * scale : +0.0 (p may be NULL) */   \
+    static void CYDROP_MFN(cydrop_sm_apply_##SUF)(const double *restrict e, double inv,        \
+                                                  const uint16_t *restrict d, T *restrict p,   \
+                                                  T *restrict y, int64_t cnt, uint32_t thr,    \
+                                                  T scale)                                     \
+    {                                                                                          \
+        for (int64_t i = 0; i < cnt; i++) {                                                    \
+            const double q = e[i] * inv;                                                       \
+            const T pv = (T)q;                                                                 \
+            if (p)                                                                             \
+                p[i] = pv;                                                                     \
+            T v = pv * scale;                                                                  \
+            U vb;                                                                              \
+            memcpy(&vb, &v, sizeof vb);                                                        \
+            vb &= -(U)((uint32_t)d[i] < thr);                                                  \
+            memcpy(&y[i], &vb, sizeof vb);                                                     \
+        }                                                                                      \
+    }                                                                                          \
+    /* Rows r0 .. r1 - 1: m = max of the row; e = exp(z - m) in double; sum = the row's e in  \
+     * eight lanes (lane k adds e[j], j % 8 == k, in order of j), combined as                 \
+     * ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)); p = (T)(e * (1 / sum)). Rows longer \
+     * than CYDROP_SM_SEG make e twice (the same bits). */                                     \
     static void CYDROP_MFN(cydrop_softmax_dropout_##SUF)(                                      \
         const T *z, T *y, T *p, int64_t L, uint64_t key, uint64_t offset, uint32_t thr,        \
         T scale, int64_t r0, int64_t r1)                                                       \
     {                                                                                          \
-        uint16_t d[CYDROP_CHUNK];                                                              \
+        uint16_t d[CYDROP_SM_SEG];                                                             \
+        double e[CYDROP_SM_SEG + 8];                                                           \
         for (int64_t r = r0; r < r1; r++) {                                                    \
             const T *zr = z + r * L;                                                           \
             T *yr = y + r * L;                                                                 \
-            T *pr = p ? p + r * L : NULL;                                                      \
             T mx = zr[0];                                                                      \
             for (int64_t j = 1; j < L; j++)                                                    \
                 mx = zr[j] > mx ? zr[j] : mx;                                                  \
             const double md = (double)mx;                                                      \
-            double sum = 0.0;                                                                  \
-            for (int64_t j = 0; j < L; j++)       /* in order: the twin sums the same way */   \
-                sum += CYDROP_MFN(cydrop_exp_neg)((double)zr[j] - md);                         \
+            double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                          \
+            for (int64_t j0 = 0; j0 < L; j0 += CYDROP_SM_SEG) {                                \
+                const int64_t cnt = L - j0 < CYDROP_SM_SEG ? L - j0 : CYDROP_SM_SEG;           \
+                CYDROP_MFN(cydrop_sm_exp_##SUF)(zr + j0, md, e, cnt);                          \
+                for (int64_t i = cnt; i % 8; i++)                                              \
+                    e[i] = 0.0;                   /* +0.0 pads the last group of eight */      \
+                for (int64_t i = 0; i < cnt; i += 8)                                           \
+                    for (int k = 0; k < 8; k++)                                                \
+                        acc[k] += e[i + k];                                                    \
+            }                                                                                  \
+            const double sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +                      \
+                               ((acc[4] + acc[5]) + (acc[6] + acc[7]));                        \
             const double inv = 1.0 / sum;                                                      \
-            for (int64_t j0 = 0; j0 < L; j0 += CYDROP_CHUNK) {                                 \
-                const int64_t cnt = L - j0 < CYDROP_CHUNK ? L - j0 : CYDROP_CHUNK;             \
+            for (int64_t j0 = 0; j0 < L; j0 += CYDROP_SM_SEG) {                                \
+                const int64_t cnt = L - j0 < CYDROP_SM_SEG ? L - j0 : CYDROP_SM_SEG;           \
+                if (L > CYDROP_SM_SEG)                                                         \
+                    CYDROP_MFN(cydrop_sm_exp_##SUF)(zr + j0, md, e, cnt);                      \
                 if (thr > 65535u)                                                              \
                     memset(d, 0, (size_t)cnt * sizeof d[0]);                                   \
                 else                                                                           \
                     CYDROP_MFN(cydrop_fill_draws)(key, offset + (uint64_t)(r * L + j0), cnt,   \
                                                   d);                                          \
-                for (int64_t i = 0; i < cnt; i++) {                                            \
-                    const double e = CYDROP_MFN(cydrop_exp_neg)((double)zr[j0 + i] - md);      \
-                    const double q = e * inv;                                                  \
-                    const T pv = (T)q;                                                         \
-                    if (pr)                                                                    \
-                        pr[j0 + i] = pv;                                                       \
-                    T v = pv * scale;                                                          \
-                    U vb;                                                                      \
-                    memcpy(&vb, &v, sizeof vb);                                                \
-                    vb &= -(U)((uint32_t)d[i] < thr);                                          \
-                    memcpy(&yr[j0 + i], &vb, sizeof vb);                                       \
-                }                                                                              \
+                CYDROP_MFN(cydrop_sm_apply_##SUF)(e, inv, d, p ? p + r * L + j0 : NULL,        \
+                                                  yr + j0, cnt, thr, scale);                   \
             }                                                                                  \
         }                                                                                      \
     }

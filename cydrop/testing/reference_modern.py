@@ -78,12 +78,19 @@ def exp_neg(x):
 
 
 def softmax(z):
-    """cydrop's softmax along the last axis: max first, the sum in order, in double."""
+    """cydrop's softmax along the last axis: the row maximum first; the exponentials in double
+    summed in eight lanes (lane k adds elements j % 8 == k in order), combined as
+    ``((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))``; then ``e * (1 / sum)``."""
     z = np.asarray(z)
     m = z.max(axis=-1, keepdims=True).astype(np.float64)
     e = exp_neg(z.astype(np.float64) - m)
-    total = np.cumsum(e, axis=-1)[..., -1:] if e.shape[-1] else e.sum(-1, keepdims=True)
-    inv = 1.0 / total
+    L = e.shape[-1]
+    pad = np.zeros(e.shape[:-1] + ((-L) % 8,))
+    lanes = np.concatenate([e, pad], axis=-1).reshape(e.shape[:-1] + (-1, 8))
+    s = np.cumsum(lanes, axis=-2)[..., -1, :]
+    total = ((s[..., 0] + s[..., 1]) + (s[..., 2] + s[..., 3])) + (
+        (s[..., 4] + s[..., 5]) + (s[..., 6] + s[..., 7]))
+    inv = 1.0 / total[..., None]
     return (e * inv).astype(z.dtype)
 
 
