@@ -7,7 +7,8 @@ and :mod:`cydrop.blocks`; and :func:`drop_path_rates`, the stochastic-depth pape
 
 import math
 
-from cydrop import _validation, attention, blocks, residual
+from cydrop import _validation, attention, blocks
+from cydrop import residual as residual_ops
 
 from .dropout import DropoutBase
 
@@ -79,11 +80,11 @@ class DropPath(DropoutBase):
         return 1 if fixed_mask else x.shape[0]
 
     def _apply(self, x, seed, offset, fixed_mask):
-        return residual.drop_path(x, self.rate, training=True, seed=seed, offset=offset,
+        return residual_ops.drop_path(x, self.rate, training=True, seed=seed, offset=offset,
                                   scale_by_keep=self.scale_by_keep, n_threads=self.n_threads)
 
     def _backward(self, dout, cache):
-        return residual.drop_path_backward(dout, cache, n_threads=self.n_threads)
+        return residual_ops.drop_path_backward(dout, cache, n_threads=self.n_threads)
 
     def extra_repr(self):
         return f"rate={self.rate:g}" + ("" if self.scale_by_keep else ", scale_by_keep=False")
@@ -116,13 +117,13 @@ class DropoutAdd(DropoutBase):
         super().__init__(rate, seed=seed, n_threads=n_threads)
         self.per_sample = _validation.check_bool(per_sample, "per_sample")
 
-    def forward(self, x, residual_=None, bias=None):
+    def forward(self, x, residual=None, bias=None):
         """Compute ``residual + dropout(x + bias)``.
 
         Parameters
         ----------
         x : ndarray
-        residual_ : ndarray or scalar, default=None
+        residual : ndarray or scalar, default=None
             The residual (None: 0).
         bias : ndarray or None, default=None
 
@@ -131,11 +132,11 @@ class DropoutAdd(DropoutBase):
         out : ndarray
         """
         x = _validation.as_float_array(x, "x")
-        res = 0 if residual_ is None else residual_
+        res = 0 if residual is None else residual
         active = self.training and self.rate > 0.0
         seed, offset = (self.next_mask_seed(x.shape[0] if self.per_sample else x.size)
                         if active else (None, 0))
-        out, self._cache = residual.dropout_add(
+        out, self._cache = residual_ops.dropout_add(
             x, res, self.rate, bias=bias, training=active, seed=seed, offset=offset,
             per_sample=self.per_sample, n_threads=self.n_threads)
         return out
@@ -153,7 +154,10 @@ class DropoutAdd(DropoutBase):
         """
         if self._cache is None:
             raise RuntimeError("DropoutAdd.backward called before forward")
-        return residual.dropout_add_backward(dout, self._cache, n_threads=self.n_threads)
+        return residual_ops.dropout_add_backward(dout, self._cache, n_threads=self.n_threads)
+
+    def mc_forward(self, x, stream, fixed_mask=False):
+        raise NotImplementedError("DropoutAdd takes two inputs and has no Monte Carlo pass")
 
     def extra_repr(self):
         return f"rate={self.rate:g}" + (", per_sample=True" if self.per_sample else "")

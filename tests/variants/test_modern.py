@@ -324,3 +324,30 @@ def test_drop_block_gradient_and_bad_inputs():
         cydrop.drop_block(x, -0.1, block_size=2, training=True)
     with pytest.raises(TypeError):
         cydrop.drop_block(x, 0.1, block_size=2)                  # training is required
+
+
+# ------------------------------------------------------------------ the residual-add floor
+
+@pytest.mark.parametrize("n", [0, 1, 4095, 4097, 300_001])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_stream_add_floor_is_x_plus_r(n, n_threads):
+    from cydrop import _floor
+    x = _rng(n).standard_normal(n).astype(np.float32)
+    r = _rng(n + 1).standard_normal(n).astype(np.float32)
+    for isa in _floor.isas():
+        y = np.full_like(x, np.nan)
+        _floor.stream_add(x, r, y, n_threads, isa=isa)
+        np.testing.assert_array_equal(y, x + r)
+    with pytest.raises(ValueError, match="y"):
+        _floor.stream_add(x, r, np.empty(n + 1, np.float32))
+    with pytest.raises(ValueError, match="isa"):
+        _floor.stream_add(x, r, np.empty_like(x), isa="sse9")
+
+
+def test_modern_kernels_are_in_every_isa_table(all_isas):
+    x = _rng().standard_normal(9000)
+    ref = cydrop.dropout_add(x, x, 0.5, seed=1)[0]
+    for isa in all_isas:
+        _kernels.set_isa(isa)
+        assert _kernels.current_isa() == isa
+        _same_bits(cydrop.dropout_add(x, x, 0.5, seed=1)[0], ref)
