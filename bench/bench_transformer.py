@@ -12,9 +12,11 @@ The block, NumPy only for the first two (the matrix products are the same BLAS c
 
 Each implementation is timed in training mode and with dropout off (cydrop's ops with
 ``training=False``, NumPy without the masks, torch in ``eval()`` form): the dropout share of the
-block is ``(train - off) / train``. The default shape (batch 8, sequence 512, width 512, 8 heads,
-MLP 4x) puts every activation past the caches (8 MB each, 64 MB of attention scores), where
-dropout's extra passes over memory are what it costs. ``CYDROP_BENCH_TRANSFORMER=B,T,D,H``
+block is ``(train - off) / train``. The default shape (batch 8, sequence 512, width 256, 8 heads,
+MLP 4x) puts every activation past the caches (4 MB for the residual stream, 16 MB for the MLP's
+hidden layer, 64 MB of attention scores), where dropout's extra passes over memory are what it
+costs, while the width keeps the matrix products from swamping them (their work grows with the
+width squared, the element-wise passes with the width). ``CYDROP_BENCH_TRANSFORMER=B,T,D,H``
 changes the shape.
 
 Run ``pytest bench/bench_transformer.py --benchmark-only`` (six rows: three implementations,
@@ -35,8 +37,8 @@ RATE = 0.1
 
 
 def shape():
-    """(batch, sequence, width, heads) from CYDROP_BENCH_TRANSFORMER, default 8,512,512,8."""
-    text = os.environ.get("CYDROP_BENCH_TRANSFORMER", "8,512,512,8")
+    """(batch, sequence, width, heads) from CYDROP_BENCH_TRANSFORMER, default 8,512,256,8."""
+    text = os.environ.get("CYDROP_BENCH_TRANSFORMER", "8,512,256,8")
     B, T, D, H = (int(v) for v in text.split(","))
     if D % H:
         raise ValueError(f"CYDROP_BENCH_TRANSFORMER: width {D} must be a multiple of heads {H}")
