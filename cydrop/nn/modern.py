@@ -17,8 +17,12 @@ __all__ = ["DropBlock2d", "DropBlock3d", "DropPath", "DropoutAdd", "SoftmaxDropo
 
 
 def drop_path_rates(max_rate, n_blocks):
-    """Linearly increasing per-block drop-path rates (Huang et al. 2016; timm's
-    ``torch.linspace(0, drop_path_rate, depth)``).
+    """Linearly increasing per-block drop-path rates, as timm builds them
+    (``torch.linspace(0, drop_path_rate, depth)``).
+
+    Huang et al. (2016) give block ``l = 1 .. L`` the rate ``l / L * max_rate``; timm and
+    torchvision's vision transformers start the line at 0 for the first block instead, which is
+    what this returns.
 
     Parameters
     ----------
