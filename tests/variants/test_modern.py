@@ -270,14 +270,32 @@ def test_softmax_dropout_bad_inputs_and_out():
 @pytest.mark.parametrize("shape, b", [((2, 3, 9, 8), 3), ((2, 2, 7, 7), 2), ((1, 2, 5, 6, 7), 3),
                                       ((2, 1, 4, 4), 9)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_drop_block_matches_torchvision_style_twin(shape, b, dtype):
+def test_drop_block_matches_torchvision_style_twin(all_isas, shape, b, dtype):
     x = _rng(13).standard_normal(shape).astype(dtype)
     for offset in (0, 5):
         ref = RM.drop_block(x, 0.3, 7, b, offset)
-        for n in (1, 2, 3):
-            got, _ = cydrop.drop_block(x, 0.3, block_size=b, training=True, seed=7,
-                                       offset=offset, n_threads=n)
-            _same_bits(got, ref)
+        for isa in all_isas:
+            _kernels.set_isa(isa)
+            for n in (1, 2, 3):
+                got, _ = cydrop.drop_block(x, 0.3, block_size=b, training=True, seed=7,
+                                           offset=offset, n_threads=n)
+                _same_bits(got, ref)
+
+
+@pytest.mark.parametrize("b", [2, 3, 4])
+def test_drop_block_drops_whole_blocks(b):
+    """Every dropped position lies in a fully dropped b x b block, and the union of the fully
+    dropped blocks is exactly the dropped set."""
+    y, _ = cydrop.drop_block(np.ones((2, 3, 20, 17)), 0.3, block_size=b, training=True, seed=9)
+    dropped = (y == 0).astype(np.uint8)
+    win = np.lib.stride_tricks.sliding_window_view(dropped, (b, b), axis=(2, 3))
+    full = win.min(axis=(-2, -1))                          # windows wholly dropped
+    cover = np.zeros_like(dropped)
+    for i in range(b):
+        for j in range(b):
+            cover[:, :, i:i + full.shape[2], j:j + full.shape[3]] |= full
+    np.testing.assert_array_equal(cover, dropped)
+    assert 0 < dropped.mean() < 1
 
 
 def test_drop_block_statistics_follow_gamma():
