@@ -220,6 +220,19 @@ def test_softmax_dropout_matches_twin_on_every_isa_and_thread_count(all_isas, dt
                 _same_bits(got, ref)
 
 
+def test_softmax_dropout_long_rows_match_twin(all_isas):
+    """Rows longer than the kernel's 2048-element segment take its two-pass path."""
+    z = (_rng(16).standard_normal((3, 5001)) * 4).astype(np.float32)
+    ref = RM.softmax_dropout(z, 0.3, 2, 77)
+    for isa in all_isas:
+        _kernels.set_isa(isa)
+        for n in (1, 2, 3):
+            got, cache = cydrop.softmax_dropout(z, 0.3, training=True, seed=2, offset=77,
+                                                n_threads=n)
+            _same_bits(got, ref)
+            _same_bits(cache.probs, RM.softmax(z))
+
+
 def test_softmax_dropout_is_dropout_of_softmax():
     z = _rng(10).standard_normal((64, 200))
     y, cache = cydrop.softmax_dropout(z, 0.1, training=True, seed=6)
