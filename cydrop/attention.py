@@ -24,8 +24,7 @@ __all__ = ["SoftmaxDropoutCache", "softmax_dropout", "softmax_dropout_backward"]
 
 
 class SoftmaxDropoutCache(_cache.Cache):
-    """What :func:`softmax_dropout_backward` needs: the softmax and the seed; made only by
-    cydrop.
+    """What :func:`softmax_dropout_backward` needs, the softmax and the seed; made only by cydrop.
 
     Attributes
     ----------
@@ -58,6 +57,12 @@ class SoftmaxDropoutCache(_cache.Cache):
     nbytes = property(lambda self: getattr(self.probs, "nbytes", 0), doc="bytes of ``probs``")
 
     def keep_mask(self):
+        """The forward call's keep mask: uint8 0/1 of the input's shape, 1 = let through.
+
+        Returns
+        -------
+        keep : ndarray of uint8
+        """
         st = self._state()
         if st.seed is None:
             return np.ones(st.shape, dtype=np.uint8)

@@ -69,7 +69,8 @@ def _block_keep(shape, seed, offset, rate, block_size, threads):
 
 
 class BlockCache(_cache.Cache):
-    """What :func:`drop_block_backward` needs: scalars (the mask is rebuilt from the seed).
+    """What :func:`drop_block_backward` needs: scalars (the mask is rebuilt from the seed);
+    made only by cydrop.
 
     Attributes
     ----------
@@ -90,6 +91,12 @@ class BlockCache(_cache.Cache):
     nbytes = property(lambda self: 0, doc="0: the cache keeps no array")
 
     def keep_mask(self):
+        """The forward call's keep mask: uint8 0/1 of the input's shape, 1 = let through.
+
+        Returns
+        -------
+        keep : ndarray of uint8
+        """
         st = self._state()
         if st.seed is None:
             return np.ones(st.shape, dtype=np.uint8)

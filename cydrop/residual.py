@@ -58,9 +58,16 @@ class ResidualCache(_cache.Cache):
 
     @property
     def mask_shape(self):
+        """Shape of :meth:`keep_mask`'s array: ``shape``, or ``(shape[0],)`` per sample."""
         return (self.shape[0],) if self.kind == "per_sample" else tuple(self.shape)
 
     def keep_mask(self):
+        """The forward call's keep mask: uint8 0/1 of :attr:`mask_shape`, 1 = let through.
+
+        Returns
+        -------
+        keep : ndarray of uint8
+        """
         st = self._state()
         if st.kind == "identity":
             return np.ones(self.mask_shape, dtype=np.uint8)

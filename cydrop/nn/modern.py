@@ -17,8 +17,9 @@ __all__ = ["DropBlock2d", "DropBlock3d", "DropPath", "DropoutAdd", "SoftmaxDropo
 
 
 def drop_path_rates(max_rate, n_blocks):
-    """Linearly increasing per-block drop-path rates, as timm builds them
-    (``torch.linspace(0, drop_path_rate, depth)``).
+    """Linearly increasing per-block drop-path rates, as timm builds them.
+
+    timm's rule is ``torch.linspace(0, drop_path_rate, depth)``.
 
     Huang et al. (2016) give block ``l = 1 .. L`` the rate ``l / L * max_rate``; timm and
     torchvision's vision transformers start the line at 0 for the first block instead, which is
@@ -161,6 +162,18 @@ class DropoutAdd(DropoutBase):
         return residual_ops.dropout_add_backward(dout, self._cache, n_threads=self.n_threads)
 
     def mc_forward(self, x, stream, fixed_mask=False):
+        """Not available: the layer takes two inputs.
+
+        Parameters
+        ----------
+        x, stream, fixed_mask
+            As :meth:`cydrop.nn.DropoutBase.mc_forward`.
+
+        Raises
+        ------
+        NotImplementedError
+            Always.
+        """
         raise NotImplementedError("DropoutAdd takes two inputs and has no Monte Carlo pass")
 
     def extra_repr(self):
@@ -227,6 +240,18 @@ class SoftmaxDropout(DropoutBase):
         return attention.softmax_dropout_backward(dout, self._cache, n_threads=self.n_threads)
 
     def mc_forward(self, x, stream, fixed_mask=False):
+        """Not available: Monte Carlo dropout of attention probabilities is not supported.
+
+        Parameters
+        ----------
+        x, stream, fixed_mask
+            As :meth:`cydrop.nn.DropoutBase.mc_forward`.
+
+        Raises
+        ------
+        NotImplementedError
+            Always.
+        """
         raise NotImplementedError("SoftmaxDropout has no Monte Carlo pass")
 
     def extra_repr(self):

@@ -124,7 +124,7 @@ class CosineRate(RateSchedule):
 
 
 class EarlyDropout(RateSchedule):
-    """``rate`` for steps ``0 .. k - 1``, then 0: dropout only early in training.
+    """Dropout only early in training: ``rate`` for the first ``k`` steps, then 0.
 
     Parameters
     ----------
@@ -147,8 +147,10 @@ _FORMS = {"constant": (ConstantRate, "constant:RATE"),
 
 
 def parse_schedule(text):
-    """A schedule from ``'constant:0.5'``, ``'linear:0.5,0,1000'``, ``'cosine:0.5,0.1,1000'``
-    or ``'early:0.1,200'`` (the ``cydrop train --rate-schedule`` syntax).
+    """Parse a rate schedule written as ``cydrop train --rate-schedule`` takes it.
+
+    The forms: ``constant:RATE``, ``linear:START,END,N_STEPS``, ``cosine:START,END,N_STEPS``
+    and ``early:RATE,K``; for example ``early:0.1,200``.
 
     Parameters
     ----------
