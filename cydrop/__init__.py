@@ -57,6 +57,19 @@ from cydrop._cs231n import dropout_forward  # noqa: E402
 from cydrop._kernels import current_isa  # noqa: E402
 from cydrop._openmp import effective_n_threads, openmp_enabled  # noqa: E402
 from cydrop._seeds import SeedStream, derive_seed  # noqa: E402
+from cydrop.attention import (  # noqa: E402
+    SoftmaxDropoutCache,
+    softmax_dropout,
+    softmax_dropout_backward,
+)
+from cydrop.blocks import BlockCache, drop_block, drop_block_backward  # noqa: E402
+from cydrop.residual import (  # noqa: E402
+    ResidualCache,
+    drop_path,
+    drop_path_backward,
+    dropout_add,
+    dropout_add_backward,
+)
 
 __version__ = "0.1.0"
 
@@ -68,6 +81,17 @@ __all__ = [
     "dropout_backward",
     "dropout_forward",
     "dropout_mask",
+    "dropout_add",
+    "dropout_add_backward",
+    "drop_path",
+    "drop_path_backward",
+    "softmax_dropout",
+    "softmax_dropout_backward",
+    "drop_block",
+    "drop_block_backward",
+    "ResidualCache",
+    "SoftmaxDropoutCache",
+    "BlockCache",
     "current_isa",
     "effective_n_threads",
     "openmp_enabled",

@@ -24,3 +24,14 @@ def stream_scale(
     """y := x * s chunked and threaded like cydrop._kernels.forward, with a dropout mode's
     mask traffic: the benchmarks' floors. Returns the XOR of the read mask's bytes (or 0)."""
     ...
+
+def stream_add(
+    x: npt.NDArray[np.float32],
+    r: npt.NDArray[np.float32],
+    y: npt.NDArray[np.float32],
+    n_threads: int = 1,
+    *,
+    isa: Optional[str] = None,
+) -> None:
+    """y := x + r chunked and threaded like cydrop._modern.dropout_add: its floor."""
+    ...

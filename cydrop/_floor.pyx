@@ -27,6 +27,10 @@ cdef extern from "cydrop_floor.h" nogil:
                                   uint8_t *wbits, uint8_t *wbytes, const uint8_t *rmask,
                                   int r_is_bits, int64_t t) noexcept
     int cydrop_floor_have_avx2() noexcept
+    void cydrop_floor_add_f32_baseline(const float *x, const float *r, float *y, int64_t n,
+                                       int64_t t) noexcept
+    void cydrop_floor_add_f32_avx2(const float *x, const float *r, float *y, int64_t n,
+                                   int64_t t) noexcept
 
 
 ctypedef uint8_t (*floor_fn)(const float *x, float *y, int64_t n, float s, uint8_t *wbits,
@@ -138,3 +142,55 @@ def stream_scale(const float[::1] x,   # IN
         if c.fold != &small[0]:
             free(c.fold)
     return total
+
+
+# ---------------------------------------------------------------- the residual-add floor
+
+ctypedef void (*add_floor_fn)(const float *x, const float *r, float *y, int64_t n,
+                              int64_t t) noexcept nogil
+
+
+ctypedef struct AddCtx:
+    add_floor_fn fn
+    const float *x
+    const float *r
+    float *y
+    int64_t n
+
+
+cdef void _stream_add_task(void *ctx, int64_t t) noexcept nogil:
+    cdef AddCtx *c = <AddCtx *>ctx
+    c.fn(c.x, c.r, c.y, c.n, t)
+
+
+def stream_add(const float[::1] x,   # IN
+               const float[::1] r,   # IN
+               float[::1] y,         # OUT, disjoint from x and r
+               int n_threads=1, *, isa=None):
+    """y := x + r, chunked and threaded like :func:`cydrop._modern.dropout_add`.
+
+    The floor of ``cydrop.dropout_add``: it reads x and the residual and writes the output, the
+    traffic of the fused op, with no generator. ``isa``: ``"baseline"`` or ``"avx2"`` (default:
+    ``"avx2"`` where available). Not part of the public API.
+    """
+    cdef int64_t n = x.shape[0]
+    cdef AddCtx c
+    if n != y.shape[0] or n != r.shape[0]:
+        raise ValueError(f"y, r: must have x's {n} elements, got {y.shape[0]} and {r.shape[0]}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads: must be >= 1, got {n_threads}")
+    if isa is None:
+        isa = _ISAS[len(_ISAS) - 1]
+    elif isa not in _ISAS:
+        raise ValueError(f"isa: must be one of {list(_ISAS)}, got {isa!r}")
+    if n == 0:
+        return
+    if not (_ranges_disjoint(<const char *>&x[0], n * sizeof(float), <const char *>&y[0],
+                             n * sizeof(float))
+            and _ranges_disjoint(<const char *>&r[0], n * sizeof(float), <const char *>&y[0],
+                                 n * sizeof(float))):
+        raise ValueError("y: must not overlap x or r")
+    c.fn = cydrop_floor_add_f32_avx2 if isa == "avx2" else cydrop_floor_add_f32_baseline
+    c.x, c.r, c.y, c.n = &x[0], &r[0], &y[0], n
+    with nogil:
+        run_tasks(_stream_add_task, &c, (n + CYDROP_CHUNK - 1) // CYDROP_CHUNK, n, n_threads)

@@ -186,4 +186,27 @@ static inline int cydrop_floor_have_avx2(void)
 #endif
 }
 
+/* ---- the residual-add floor of cydrop.dropout_add: y := x + r over chunk t (read 8, write 4
+ * bytes per float32 element; no generator). Plain C that the compiler vectorises, built for the
+ * baseline and (on x86-64 with GCC or clang) AVX2, like the floors above. */
+#define CYDROP_DEFINE_ADD_FLOOR(ISA)                                                           \
+    static void cydrop_floor_add_f32_##ISA(const float *restrict x, const float *restrict r,  \
+                                           float *restrict y, int64_t n, int64_t t)           \
+    {                                                                                          \
+        const int64_t lo = t * CYDROP_CHUNK;                                                   \
+        const int64_t hi = n - lo < CYDROP_CHUNK ? n : lo + CYDROP_CHUNK;                      \
+        for (int64_t i = lo; i < hi; i++)                                                      \
+            y[i] = x[i] + r[i];                                                                \
+    }
+CYDROP_DEFINE_ADD_FLOOR(baseline)
+#if CYDROP_FLOOR_HAVE_AVX2
+#pragma GCC push_options
+#pragma GCC target("avx2")
+CYDROP_DEFINE_ADD_FLOOR(avx2)
+#pragma GCC pop_options
+#else
+#define cydrop_floor_add_f32_avx2 cydrop_floor_add_f32_baseline
+#endif
+#undef CYDROP_DEFINE_ADD_FLOOR
+
 #endif /* CYDROP_FLOOR_H */

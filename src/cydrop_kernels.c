@@ -40,6 +40,7 @@ typedef uint64_t cydrop_v64 __attribute__((vector_size(64)));
 #define cydrop_vnat cydrop_v16
 #define CYDROP_NV 4
 #include "cydrop_kernels_impl.h"
+#include "cydrop_modern_impl.h"
 #undef CYDROP_ISA
 #undef cydrop_vnat
 #undef CYDROP_NV
@@ -53,6 +54,7 @@ typedef uint64_t cydrop_v64 __attribute__((vector_size(64)));
 #define cydrop_vnat cydrop_v32
 #define CYDROP_NV 2
 #include "cydrop_kernels_impl.h"
+#include "cydrop_modern_impl.h"
 #undef CYDROP_ISA
 #undef cydrop_vnat
 #undef CYDROP_NV
@@ -64,13 +66,14 @@ typedef uint64_t cydrop_v64 __attribute__((vector_size(64)));
 #define cydrop_vnat cydrop_v64
 #define CYDROP_NV 1
 #include "cydrop_kernels_impl.h"
+#include "cydrop_modern_impl.h"
 #undef CYDROP_ISA
 #undef cydrop_vnat
 #undef CYDROP_NV
 #pragma GCC pop_options
 #endif
 
-static const cydrop_kernels *const cydrop_all[] = {
+static const cydrop_kernels *const cydrop_base[] = {
     &cydrop_table_baseline,
 #ifdef CYDROP_X86_ISAS
     &cydrop_table_avx2,
@@ -78,9 +81,27 @@ static const cydrop_kernels *const cydrop_all[] = {
 #endif
 };
 
+#define CYDROP_NISAS ((int)(sizeof cydrop_base / sizeof cydrop_base[0]))
+
+/* The tables handed out: each ISA's table of cydrop_kernels_impl.h, completed with its modern
+ * block (cydrop_modern_impl.h), once, on the first call (the import of cydrop._kernels). */
+static cydrop_kernels cydrop_full[CYDROP_NISAS];
+static const cydrop_kernels *cydrop_all[CYDROP_NISAS];
+
 const cydrop_kernels *const *cydrop_isas(int *count)
 {
-    *count = (int)(sizeof cydrop_all / sizeof cydrop_all[0]);
+    if (!cydrop_all[0]) {
+        for (int i = 0; i < CYDROP_NISAS; i++)
+            cydrop_full[i] = *cydrop_base[i];
+        cydrop_modern_fill_baseline(&cydrop_full[0]);
+#ifdef CYDROP_X86_ISAS
+        cydrop_modern_fill_avx2(&cydrop_full[1]);
+        cydrop_modern_fill_avx512(&cydrop_full[2]);
+#endif
+        for (int i = 0; i < CYDROP_NISAS; i++)
+            cydrop_all[i] = &cydrop_full[i];
+    }
+    *count = CYDROP_NISAS;
     return cydrop_all;
 }
 
@@ -88,9 +109,9 @@ int cydrop_isa_supported(const cydrop_kernels *k)
 {
 #ifdef CYDROP_X86_ISAS
     __builtin_cpu_init();
-    if (k == &cydrop_table_avx2)
+    if (k == &cydrop_table_avx2 || k == &cydrop_full[1])
         return __builtin_cpu_supports("avx2");
-    if (k == &cydrop_table_avx512)
+    if (k == &cydrop_table_avx512 || k == &cydrop_full[2])
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 #endif

@@ -107,6 +107,28 @@ typedef void (*cydrop_gaussian_dropout_f64_fn)(const double *x, double *y, int64
                                                uint64_t key, uint64_t offset, double sigma,
                                                int64_t t);
 
+/* ---- modern dropout (see cydrop_modern_impl.h; cydrop/testing/reference_modern.py is the twin) */
+/* Chunk t of y := res + where(keep, (x + bias[i % m]) * scale, +0.0) (res and bias may be NULL:
+ * no add). keep of element i is draw(offset + i) < thr, or, when rowkeep is not NULL,
+ * rowkeep[i / rowlen] != 0 (one decision per sample). y may be x or res. */
+typedef void (*cydrop_dropout_add_f32_fn)(const float *x, const float *res, const float *bias,
+                                          int64_t m, const uint8_t *rowkeep, int64_t rowlen,
+                                          float *y, int64_t n, uint64_t key, uint64_t offset,
+                                          uint32_t thr, float scale, int64_t t);
+typedef void (*cydrop_dropout_add_f64_fn)(const double *x, const double *res,
+                                          const double *bias, int64_t m,
+                                          const uint8_t *rowkeep, int64_t rowlen, double *y,
+                                          int64_t n, uint64_t key, uint64_t offset, uint32_t thr,
+                                          double scale, int64_t t);
+/* Rows r0 .. r1 - 1 (each L long) of a stable softmax and dropout: p := softmax(z) row-wise
+ * (p may be NULL), y := where(draw(offset + r L + j) < thr, p * scale, +0.0). */
+typedef void (*cydrop_softmax_dropout_f32_fn)(const float *z, float *y, float *p, int64_t L,
+                                              uint64_t key, uint64_t offset, uint32_t thr,
+                                              float scale, int64_t r0, int64_t r1);
+typedef void (*cydrop_softmax_dropout_f64_fn)(const double *z, double *y, double *p, int64_t L,
+                                              uint64_t key, uint64_t offset, uint32_t thr,
+                                              double scale, int64_t r0, int64_t r1);
+
 /* Every kernel, compiled for one ISA. */
 typedef struct {
     const char *name;
@@ -128,6 +150,12 @@ typedef struct {
     cydrop_standard_normal_fn standard_normal;
     cydrop_gaussian_dropout_f32_fn gaussian_dropout_f32;
     cydrop_gaussian_dropout_f64_fn gaussian_dropout_f64;
+    /* modern dropout: filled by cydrop_kernels.c from cydrop_modern_impl.h (keep this block
+       last: entries initialised positionally in cydrop_kernels_impl.h come before it) */
+    cydrop_dropout_add_f32_fn dropout_add_f32;
+    cydrop_dropout_add_f64_fn dropout_add_f64;
+    cydrop_softmax_dropout_f32_fn softmax_dropout_f32;
+    cydrop_softmax_dropout_f64_fn softmax_dropout_f64;
 } cydrop_kernels;
 
 /* The ISAs this build contains, best last; *count receives their number. */

@@ -21,6 +21,7 @@ from cydrop import _validation
 from cydrop._contract import INDEX_LIMIT
 from cydrop._openmp import effective_n_threads
 
+from ..nn.schedules import parse_schedule
 from . import experiments
 from .report import require_matplotlib
 from .train import load_dataset, train_mlp
@@ -67,6 +68,13 @@ def _int_list(text):
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"must be positive integers, got {text!r}")
     return values
+
+
+def _rate_schedule(text):
+    try:
+        return parse_schedule(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _rate_list(text):
@@ -142,6 +150,10 @@ def build_parser(prog=None):
     tr.add_argument("--rates", type=_rate_list, default=None, metavar="R[,R...]",
                     help="dropout rate (drop probability) after each hidden layer; one value "
                          "for all (spiral: 0.1; others: 0.2 then 0.5)")
+    tr.add_argument("--rate-schedule", type=_rate_schedule, default=None, metavar="SPEC",
+                    help="drive every dropout layer's rate per step: constant:R, "
+                         "linear:START,END,STEPS, cosine:START,END,STEPS or early:R,K "
+                         "(R for the first K steps, then 0); overrides --rates")
     tr.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam")
     tr.add_argument("--lr", type=_positive_float, default=None,
                     help="learning rate (adam: 0.005, sgd: 0.1)")
@@ -214,7 +226,8 @@ def _train(args, out):
               decay=args.decay, l2=args.l2, epochs=args.epochs or (60 if spiral else 10),
               batch_size=args.batch_size or 128, seed=args.seed,
               dtype=np.float32 if (args.float32 or args.dataset == "mnist") else np.float64,
-              n_threads=args.threads, plot=args.plot, quiet=args.quiet, stream=out)
+              n_threads=args.threads, plot=args.plot, quiet=args.quiet, stream=out,
+              rate_schedule=args.rate_schedule)
     return 0
 
 

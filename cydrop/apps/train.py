@@ -59,7 +59,7 @@ def load_dataset(name, path=None, *, seed=0):
 
 def train_mlp(split, *, dataset, hidden, rates, optimizer="adam", learning_rate=0.005, decay=0.0,
               l2=0.0, epochs=60, batch_size=128, seed=0, dtype=np.float64, n_threads=None,
-              plot=None, quiet=False, stream=None):
+              plot=None, quiet=False, stream=None, rate_schedule=None):
     """Train an MLP with dropout on ``split`` and print the summary table.
 
     Parameters
@@ -91,6 +91,9 @@ def train_mlp(split, *, dataset, hidden, rates, optimizer="adam", learning_rate=
         No progress display, only the final table.
     stream : file-like or None, default=None
         Where the progress and the table go (``sys.stdout``).
+    rate_schedule : callable or None, default=None
+        A :mod:`cydrop.nn.schedules` schedule driving every dropout layer's rate, advanced
+        once per update (see :meth:`cydrop.nn.Sequential.set_rate_schedule`).
 
     Returns
     -------
@@ -112,6 +115,8 @@ def train_mlp(split, *, dataset, hidden, rates, optimizer="adam", learning_rate=
     n_classes = int(max(y.max(), y_val.max())) + 1
     model = mlp(X.shape[1], hidden, n_classes, rates=rates, weight_l2=l2, bias_l2=l2,
                 dtype=dtype, seed=seed, n_threads=n_threads)
+    if rate_schedule is not None:
+        model.set_rate_schedule(rate_schedule)
     steps = -(-len(X) // batch_size)
     rate_label = "rate " + ",".join(f"{r:g}" for r in rates)
     progress = None if quiet else Progress(epochs, steps, label=rate_label, stream=stream)

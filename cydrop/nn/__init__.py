@@ -30,9 +30,18 @@ from .linear import Dense, DropConnectDense, Linear
 from .loss import SoftmaxCrossEntropy
 from .mc import MCPrediction, SequentialMC, mc_predict, mc_sample_seed
 from .models import FullyConnectedNet, accuracy, mlp
+from .modern import DropBlock2d, DropBlock3d, DropoutAdd, DropPath, SoftmaxDropout, drop_path_rates
 from .module import Module
 from .optim import SGD, Adam, Optimizer, make_optimizer
 from .progress import Progress
+from .schedules import (
+    ConstantRate,
+    CosineRate,
+    EarlyDropout,
+    LinearRate,
+    RateSchedule,
+    parse_schedule,
+)
 from .solver import Solver
 
 __all__ = [
@@ -69,4 +78,16 @@ __all__ = [
     "eval_numerical_gradient",
     "eval_numerical_gradient_array",
     "rel_error",
+    "DropoutAdd",
+    "DropPath",
+    "SoftmaxDropout",
+    "DropBlock2d",
+    "DropBlock3d",
+    "drop_path_rates",
+    "RateSchedule",
+    "ConstantRate",
+    "LinearRate",
+    "CosineRate",
+    "EarlyDropout",
+    "parse_schedule",
 ]

@@ -4,7 +4,7 @@ import numpy as np
 
 from cydrop import _validation
 
-from .dropout import Dropout
+from .dropout import Dropout, DropoutBase
 from .fuse import FusedDenseReLUDropout, fusion_plan
 from .loss import SoftmaxCrossEntropy
 from .mc import mc_predict
@@ -140,6 +140,12 @@ class Sequential(Module):
         -------
         scores : ndarray of shape (N, C)
         """
+        schedule = getattr(self, "_rate_schedule", None)
+        if schedule is not None and self.training:
+            rate = schedule(self.schedule_step)
+            for layer in self.layers:
+                if isinstance(layer, DropoutBase):
+                    layer.rate = layer._check_rate(rate)
         self._steps = self.steps()
         for step in self._steps:
             x = step.forward(x)
@@ -242,6 +248,40 @@ class Sequential(Module):
             return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
         finally:
             self.train(was_training)
+
+    def set_rate_schedule(self, schedule):
+        """Drive every dropout layer's rate by ``schedule`` (:mod:`cydrop.nn.schedules`).
+
+        Before each training-mode forward, every :class:`DropoutBase` layer gets the rate
+        ``schedule(self.schedule_step)``; :meth:`step_schedule` advances the step (the
+        :class:`Solver` calls it once per update). ``None`` stops driving the rates.
+
+        Parameters
+        ----------
+        schedule : callable or None
+            ``schedule(step) -> rate``.
+
+        Returns
+        -------
+        self : Sequential
+        """
+        if schedule is not None and not callable(schedule):
+            raise TypeError(f"schedule must be callable (step -> rate) or None, got "
+                            f"{type(schedule).__name__}")
+        self._rate_schedule = schedule
+        self.schedule_step = 0
+        return self
+
+    def step_schedule(self):
+        """Advance the rate schedule by one training step (no-op without one).
+
+        Returns
+        -------
+        step : int
+            The new step.
+        """
+        self.schedule_step = getattr(self, "schedule_step", 0) + 1
+        return self.schedule_step
 
     def dropout_layers(self):
         """Return the :class:`Dropout` layers, in order.

@@ -271,6 +271,8 @@ class Solver:
         self._set_mode(True)
         loss, grads = self.model.loss(X_batch, y_batch)
         self._apply_update(grads)
+        if callable(getattr(self.model, "step_schedule", None)):
+            self.model.step_schedule()          # a rate schedule advances once per update
         return float(loss)
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=None):

@@ -3,6 +3,8 @@
 * :mod:`cydrop.testing.reference`: the core mask and dropout (``keep_mask``, ``dropout``,
   ``dropout_backward``, ``threshold_and_scale``).
 * :mod:`cydrop.testing.reference_variants`: the dropout variants.
+* :mod:`cydrop.testing.reference_modern`: ``dropout_add``, ``drop_path``, ``softmax_dropout``
+  and ``drop_block``.
 
 Both take ``rate``, the drop probability, as :func:`cydrop.dropout` does. They are slow and meant
 for tests and for anyone who wants to check a mask without trusting the C. ``import cydrop`` does
@@ -10,4 +12,4 @@ not load them; nothing in cydrop imports them (``cydrop.reference`` is an alias 
 :mod:`cydrop.testing.reference`).
 """
 
-__all__ = ["reference", "reference_variants"]
+__all__ = ["reference", "reference_variants", "reference_modern"]

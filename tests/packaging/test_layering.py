@@ -36,10 +36,11 @@ from helpers import run_python
 PKG_DIR = pathlib.Path(cydrop.__file__).resolve().parent
 MAX_LINES = 500
 
-EXTENSIONS = {"cydrop._kernels", "cydrop._openmp", "cydrop._variants"}
+EXTENSIONS = {"cydrop._kernels", "cydrop._openmp", "cydrop._variants", "cydrop._modern"}
 CONTRACT = {"cydrop._contract", "cydrop._validation", "cydrop._seeds"}
 OP = {"cydrop._cache", "cydrop._common", "cydrop._core", "cydrop._cs231n", "cydrop._shard",
-      "cydrop._variant_params", "cydrop.fused", "cydrop.variants"}
+      "cydrop._variant_params", "cydrop.fused", "cydrop.variants",
+      "cydrop.residual", "cydrop.attention", "cydrop.blocks"}
 ALIASES = {"cydrop.torch": "cydrop.interop.torch", "cydrop.dask": "cydrop.interop.dask",
            "cydrop.reference": "cydrop.testing.reference",
            "cydrop.reference_variants": "cydrop.testing.reference_variants",
