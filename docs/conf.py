@@ -49,9 +49,9 @@ benchdata_dir = "_data"      # the benchmark records, relative to this file
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "_data", "_ext", "examples/GALLERY_HEADER.rst", "auto_examples/*.ipynb",
-                    "auto_examples/*.py", "auto_examples/*.zip", "auto_examples/*.md5",
-                    "auto_examples/*.codeobj.json"]
+exclude_patterns = ["_build", "_data", "_ext", "examples/GALLERY_HEADER.rst",
+                    "auto_examples/*.ipynb", "auto_examples/*.py", "auto_examples/*.zip",
+                    "auto_examples/*.md5", "auto_examples/*.codeobj.json"]
 
 # ---- checks: every cross-reference must resolve ----------------------------------------------
 nitpicky = True

@@ -67,6 +67,11 @@ def _sig3(v):
     return f"{v:,.{decimals}f}"
 
 
+def _ratio(v):
+    """Two decimals under 10, one under 100, none above: 0.96, 8.56, 37.4, 231."""
+    return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 100 else f"{v:,.0f}"
+
+
 def _seconds(v):
     for scale, unit in ((1e-6, "us"), (1e-3, "ms")):
         if abs(v) < scale * 1000:
@@ -85,7 +90,7 @@ def format_value(value, unit):
                                             for t in (a, b))
         return f"{num_a}-{b}" if unit_a == unit_b else f"{a} - {b}"
     if unit == "x":
-        return _sig3(value) + "x"
+        return _ratio(value) + "x"
     if unit == "s":
         return _seconds(value)
     if unit == "ns":
@@ -265,12 +270,12 @@ def _bench_tables(data, out):
     cells = lambda name, fmt: [fmt(data["times"][lb][name], data["times"][lb][ref])
                                for lb in labels]
     out["times"] = (["implementation", *labels], "l" + "r" * len(labels),
-                    [[name, *cells(name, lambda t, r: f"{_seconds(t)} ({_sig3(t / r)}x)")]
+                    [[name, *cells(name, lambda t, r: f"{_seconds(t)} ({_ratio(t / r)}x)")]
                      for name in names],
                     f"Each cell: best time per call, and in brackets that time divided by "
                     f"'{ref}' at the same size: above 1 means slower than cydrop.")
     out["ratios"] = (["implementation", *labels], "l" + "r" * len(labels),
-                     [[name, *cells(name, lambda t, r: _sig3(t / r))] for name in names],
+                     [[name, *cells(name, lambda t, r: _ratio(t / r))] for name in names],
                      f"Each cell: best time per call divided by '{ref}' at the same size "
                      f"(above 1: slower than cydrop).")
     if "scaling" in data:
@@ -278,19 +283,20 @@ def _bench_tables(data, out):
         out["scaling"] = (["implementation", "best time per call"], "lr",
                           [[name, _seconds(t)] for name, t in sc["times"].items()],
                           f"{sc['n']:,} float32 elements: cydrop's forward runs "
-                          f"{_sig3(sc['cydrop'])}x faster on {sc['threads']} threads than on "
-                          f"one, the floor {_sig3(sc['floor'])}x.")
+                          f"{_ratio(sc['cydrop'])}x faster on {sc['threads']} threads than on "
+                          f"one, the floor {_ratio(sc['floor'])}x.")
     floors = data.get("floors", [])
     if floors:
         sizes = list(dict.fromkeys(f["size"] for f in floors))
         rows = list(dict.fromkeys((f["isa"], f["threads"], f["mode"]) for f in floors))
         by = {(f["isa"], f["threads"], f["mode"], f["size"]): f for f in floors}
         from .bench import FLOOR_OF
+        ratio = lambda f: f["cydrop"] / f["floor"]
         out["floors"] = (["ISA", "threads", "mode", "floor traffic", *sizes],
                          "lrll" + "r" * len(sizes),
                          [[isa, str(t), mode, FLOOR_OF.get(mode, ""),
-                           *(f"{by[(isa, t, mode, s)]['cydrop'] / by[(isa, t, mode, s)]['floor']:.2f}"
-                             for s in sizes)] for isa, t, mode in rows],
+                           *(f"{ratio(by[(isa, t, mode, s)]):.2f}" for s in sizes)]
+                          for isa, t, mode in rows],
                          "Each cell: cydrop's best time per call divided by its matched floor's "
                          "(a scale y = x * s moving the same bytes, same chunks and threads, no "
                          "generator), float32, out= and mask_out= preallocated; 1.00 is the "
@@ -310,7 +316,7 @@ def _contention_tables(data, out):
     for k, by_size in results.items():
         labels = list(by_size)
         names = list(dict.fromkeys(n for row in by_size.values() for n in row))
-        rows = [[name, *(f"{_sig3(by_size[lb][name]['default'] / by_size[lb][name]['one'])}x "
+        rows = [[name, *(f"{_ratio(by_size[lb][name]['default'] / by_size[lb][name]['one'])}x "
                          f"({_seconds(by_size[lb][name]['one'])})" for lb in labels)]
                 for name in names]
         out[f"busy{k}"] = (["implementation", *labels], "l" + "r" * len(labels), rows,
@@ -322,9 +328,9 @@ def _courses_tables(data, out):
     rows = []
     for course, r in data["results"].items():
         c, y = r["course"], r["cydrop"]
-        rows.append([course, f"{_sig3(c['whole'] / y['whole'])}x ({_seconds(c['whole'])} / "
+        rows.append([course, f"{_ratio(c['whole'] / y['whole'])}x ({_seconds(c['whole'])} / "
                              f"{_seconds(y['whole'])})",
-                     f"{_sig3(c['dropout'] / y['dropout'])}x ({_seconds(c['dropout'])} / "
+                     f"{_ratio(c['dropout'] / y['dropout'])}x ({_seconds(c['dropout'])} / "
                      f"{_seconds(y['dropout'])})"])
     out["speed"] = (["course", "whole run", "dropout steps"], "lrr", rows,
                     f"Course time / cydrop time, best of {data['repeat']} runs each (above 1: "
@@ -348,7 +354,7 @@ def _training_tables(data, out):
         vt = data["vs_torch"]
         med = vt["results"]
         out["vs_torch"] = (["trainer", "epoch", "ratio to torch"], "lrr",
-                           [[k, _seconds(med[k]), f"{_sig3(med[k] / med['torch'])}x"]
+                           [[k, _seconds(med[k]), f"{_ratio(med[k] / med['torch'])}x"]
                             for k in ("cydrop", "torch")],
                            f"Median of {vt['rounds']} epochs each, alternating; "
                            f"{vt['threads']} threads; torch {vt['torch']}.")
