@@ -365,11 +365,13 @@ def main(argv=None, prog="python -m cydrop bench"):
                         help="sizes of the matched-floor table (default: 64K,256K,1M,4M,16M,64M "
                              "with --report, none otherwise)")
     parser.add_argument("--report", metavar="DIR",
-                        help="also write DIR/bench.md and, with matplotlib, DIR/bench.png")
+                        help="also write DIR/bench.md, DIR/bench.json (with the machine) and, "
+                             "with matplotlib, DIR/bench.png")
     parser.add_argument("--contention", action="store_true",
                         help="instead: default threads against one thread while 0 .. cores "
                              "busy processes load the machine (median of --repeat calls, "
-                             "40 if not given), 64K-64M; with --report, DIR/contention.md")
+                             "40 if not given), 64K-64M; with --report, DIR/contention.md and "
+                             ".json")
     args = parser.parse_args(argv)
     if args.contention:
         return _contention(args, parser)
