@@ -5,6 +5,7 @@ and the README's speed section from them::
 
     python -m cydrop.apps.docdata            # all records, then the README block
     python -m cydrop.apps.docdata --only bench,courses
+    python -m cydrop.apps.docdata --quick         # fewer samples: a trial run of the pipeline
     python -m cydrop.apps.docdata --readme-only   # rewrite the README block from the records
     python -m cydrop.apps.docdata --check         # exit 1 if the README block is stale
 
@@ -61,27 +62,28 @@ def _copy_record(src, dest):
         fh.write("\n")
 
 
-def regen_bench(out, tmp):
-    _run(["-m", "cydrop", "bench", "--sizes", BENCH_SIZES, "--report", tmp],
-         stdout=subprocess.DEVNULL)
+def regen_bench(out, tmp, quick=False):
+    _run(["-m", "cydrop", "bench", "--sizes", BENCH_SIZES, "--report", tmp,
+          *(["--repeat", "3"] if quick else [])], stdout=subprocess.DEVNULL)
     _copy_record(os.path.join(tmp, "bench.json"), os.path.join(out, "bench.json"))
 
 
-def regen_contention(out, tmp):
-    _run(["-m", "cydrop", "bench", "--contention", "--report", tmp], stdout=subprocess.DEVNULL)
+def regen_contention(out, tmp, quick=False):
+    _run(["-m", "cydrop", "bench", "--contention", "--report", tmp,
+          *(["--repeat", "10"] if quick else [])], stdout=subprocess.DEVNULL)
     _copy_record(os.path.join(tmp, "contention.json"), os.path.join(out, "contention.json"))
 
 
-def regen_courses(out, tmp):
+def regen_courses(out, tmp, quick=False):
     path = os.path.join(tmp, "courses_raw.json")
-    _run(["-m", "cydrop.compat.bench", "--json", path])
+    _run(["-m", "cydrop.compat.bench", "--json", path, *(["--repeat", "1"] if quick else [])])
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
     write_record(os.path.join(out, "courses.json"), "courses",
                  f"python -m cydrop.compat.bench --repeat {data['repeat']}", data)
 
 
-def regen_training(out, tmp):
+def regen_training(out, tmp, quick=False):
     data = {}
     res = _run(["-m", "cydrop", "train", "--quiet"], stdout=subprocess.PIPE)
     lines = res.stdout.splitlines()
@@ -93,16 +95,18 @@ def regen_training(out, tmp):
     for setting, args, env in (("default", [], None),
                                ("1thread", ["--threads", "1"], {"OPENBLAS_NUM_THREADS": "1"})):
         path = os.path.join(tmp, f"share_{setting}.json")
-        _run(["bench/mlp_share.py", *args, "--json", path], env=env)
+        _run(["bench/mlp_share.py", *args, "--json", path, *(["--epochs", "1"] if quick else [])],
+             env=env)
         with open(path, encoding="utf-8") as fh:
             data["share"][setting] = json.load(fh)
     path = os.path.join(tmp, "vs_torch.json")
-    _run(["bench/mlp_vs_torch.py", "--json", path])
+    _run(["bench/mlp_vs_torch.py", "--json", path, *(["--rounds", "1"] if quick else [])])
     with open(path, encoding="utf-8") as fh:
         data["vs_torch"] = json.load(fh)
     write_record(os.path.join(out, "training.json"), "training",
                  "cydrop train --quiet; python bench/mlp_share.py; OPENBLAS_NUM_THREADS=1 "
-                 "python bench/mlp_share.py --threads 1; python bench/mlp_vs_torch.py", data)
+                 "python bench/mlp_share.py --threads 1; python bench/mlp_vs_torch.py"
+                 + (" (--quick: one epoch or round each)" if quick else ""), data)
 
 
 REGEN = {"bench": regen_bench, "contention": regen_contention, "courses": regen_courses,
@@ -136,6 +140,9 @@ def main(argv=None):
     ap.add_argument("--only", default=",".join(REGEN),
                     help=f"comma-separated records to re-measure (default: {','.join(REGEN)})")
     ap.add_argument("--out", default=DATA_DIR, help="directory of the records (docs/_data)")
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer samples, epochs and runs (a trial of the pipeline; the records "
+                         "say so in their command)")
     ap.add_argument("--readme-only", action="store_true",
                     help="measure nothing; rewrite the README block from the records")
     ap.add_argument("--check", action="store_true",
@@ -155,7 +162,7 @@ def main(argv=None):
         for name in names:
             t0 = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
-                REGEN[name](args.out, tmp)
+                REGEN[name](args.out, tmp, args.quick)
             print(f"docdata: {name}.json in {time.perf_counter() - t0:.0f} s", file=sys.stderr,
                   flush=True)
     changed = write_readme(args.out)
