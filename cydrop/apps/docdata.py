@@ -35,19 +35,21 @@ import time
 from . import benchdata
 from .report import write_record
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DATA_DIR = os.path.join(ROOT, "docs", "_data")
-README = os.path.join(ROOT, "README.md")
+# the directory holding the cydrop package this runs from: the measuring processes import it too
+PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.getcwd()                       # the source checkout (docs/, bench/, README.md)
+DATA_DIR = os.path.join("docs", "_data")
+README = "README.md"
 BENCH_SIZES = "1K,64K,1M,16M,64M"
 
 
 def _run(args, env=None, stdout=None):
-    """Run ``python args...`` in a fresh process from the repository root; stop on failure."""
+    """Run ``python args...`` in a fresh process from the checkout's root; stop on failure."""
     cmd = [sys.executable, *args]
     print("$ " + " ".join(["python", *args]), file=sys.stderr, flush=True)
     full_env = dict(os.environ, **(env or {}))
     full_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+        p for p in (PKG_PARENT, os.environ.get("PYTHONPATH")) if p)
     result = subprocess.run(cmd, cwd=ROOT, env=full_env, stdout=stdout, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"docdata: {' '.join(args)} failed with status {result.returncode}")
@@ -148,6 +150,8 @@ def main(argv=None):
     ap.add_argument("--check", action="store_true",
                     help="measure nothing; exit 1 if the README block is not current")
     args = ap.parse_args(argv)
+    if not os.path.isfile(README) or not os.path.isdir("docs"):
+        ap.error("run it from the root of the source checkout (README.md and docs/ are needed)")
     if args.check:
         ok = readme_is_current(args.out)
         print("README speed section is current" if ok else
