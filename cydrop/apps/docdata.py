@@ -56,9 +56,11 @@ def _run(args, env=None, stdout=None):
     return result
 
 
-def _copy_record(src, dest):
+def _copy_record(src, dest, tmp):
+    """Copy a record, naming its report directory ``DIR`` rather than a temporary path."""
     with open(src, encoding="utf-8") as fh:
         record = json.load(fh)
+    record["command"] = record["command"].replace(tmp, "DIR")
     with open(dest, "w", encoding="utf-8") as fh:
         json.dump(record, fh, indent=1)
         fh.write("\n")
@@ -67,13 +69,13 @@ def _copy_record(src, dest):
 def regen_bench(out, tmp, quick=False):
     _run(["-m", "cydrop", "bench", "--sizes", BENCH_SIZES, "--report", tmp,
           *(["--repeat", "3"] if quick else [])], stdout=subprocess.DEVNULL)
-    _copy_record(os.path.join(tmp, "bench.json"), os.path.join(out, "bench.json"))
+    _copy_record(os.path.join(tmp, "bench.json"), os.path.join(out, "bench.json"), tmp)
 
 
 def regen_contention(out, tmp, quick=False):
     _run(["-m", "cydrop", "bench", "--contention", "--report", tmp,
           *(["--repeat", "10"] if quick else [])], stdout=subprocess.DEVNULL)
-    _copy_record(os.path.join(tmp, "contention.json"), os.path.join(out, "contention.json"))
+    _copy_record(os.path.join(tmp, "contention.json"), os.path.join(out, "contention.json"), tmp)
 
 
 def regen_courses(out, tmp, quick=False):
