@@ -333,7 +333,7 @@ def _courses_tables(data, out):
                      f"{_ratio(c['dropout'] / y['dropout'])}x ({_seconds(c['dropout'])} / "
                      f"{_seconds(y['dropout'])})"])
     out["speed"] = (["course", "whole run", "dropout steps"], "lrr", rows,
-                    f"Course time / cydrop time, best of {data['repeat']} runs each (above 1: "
+                    f"Course time / cydrop time, best of {data['repeat']} run(s) each (above 1: "
                     f"cydrop is faster); in brackets the course's and cydrop's times.")
 
 
