@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import textwrap
 
 __all__ = ["RECORDS", "slug", "load_records", "format_value", "figures", "tables",
            "machine_line", "markdown_table", "readme_block", "replace_readme_block",
@@ -415,18 +416,19 @@ def readme_block(records):
              f"round-robin, best of {f('bench:repeat')} samples after 5 ms of warm-up calls. "
              f"Each cell is that implementation's time divided by cydrop's "
              f"`dropout(x, 0.5, out=y)` at the same size (above 1: slower than cydrop).", "",
-             markdown_table(tables(records)["bench:ratios"])]
+             # the table without its note: the paragraph above says what a cell is
+             *markdown_table(tables(records)["bench:ratios"]).split("\n\n")[0].split("\n")]
     if "bench:scaling.cydrop" in figs:
-        parts += ["", f"From 1 to {f('bench:scaling.threads')} threads at "
-                      f"{f('bench:scaling.elements')} elements cydrop's forward ran "
-                      f"{f('bench:scaling.cydrop')} faster, and a STREAM-style floor with the "
-                      f"same memory traffic and no generator {f('bench:scaling.floor')}."]
+        parts += ["", f"Speed-up from 1 to {f('bench:scaling.threads')} threads at "
+                      f"{f('bench:scaling.elements')} elements: {f('bench:scaling.cydrop')} for "
+                      f"cydrop's forward, {f('bench:scaling.floor')} for a STREAM-style floor "
+                      f"with the same memory traffic and no generator."]
     if "contention" in records:
         parts += ["", f"With 1 to {f('contention:busy_max')} CPU-bound processes busy beside "
                       f"it (`{records['contention']['command']}`), cydrop's default thread "
                       f"count took {f('contention:range.loaded.cydrop_forward')} the time of "
                       f"one thread at every size from 64K to 64M elements; without the chunk "
-                      f"runner's load feedback, up to "
+                      f"runner's load feedback, "
                       f"{f('contention:range.loaded.cydrop_forward_no_load_feedback')}."]
     if "training" in records and "training:vs_torch.ratio" in figs:
         parts += ["", f"A training epoch of 784-256-256-10 with dropout 0.2/0.5 (batch 256, "
@@ -439,7 +441,10 @@ def readme_block(records):
                   "[docs/performance.md](docs/performance.md) has the matched floors of every "
                   "mode, the busy-machine tables and the instruction budget of the hot loop.",
               "", README_END]
-    return "\n".join(parts)
+    # prose wrapped at 100 columns like the rest of the README; tables and markers as they are
+    wrap = lambda p: p if p.startswith(("|", "<!--")) or not p else textwrap.fill(
+        p, 100, break_long_words=False, break_on_hyphens=False)
+    return "\n".join(wrap(p) for p in parts)
 
 
 def replace_readme_block(text, block):
