@@ -93,7 +93,8 @@ def test_the_readme_block_is_rewritten_between_its_markers(records, tmp_path):
     assert docdata.write_readme(str(DATA), str(readme))
     text = readme.read_text(encoding="utf-8")
     assert "stale" not in text and text.endswith(f"{benchdata.README_END}\nafter\n")
-    assert benchdata.figure(benchdata.figures(records), "bench:ratio.1M.cs231n_form") in text
+    ratio = benchdata.figure(benchdata.figures(records), "bench:ratio.1M.cs231n_form")
+    assert f" {ratio.rstrip('x')} |" in text           # the README's table of ratios
     assert docdata.readme_is_current(str(DATA), str(readme))
     readme.write_text("no markers\n", encoding="utf-8")
     with pytest.raises(ValueError, match="bench:start"):
