@@ -20,7 +20,8 @@ The records, each with the machine it was measured on (:func:`cydrop.apps.report
 
 Every measurement runs in a fresh process (so thread pools, environment variables such as
 ``OPENBLAS_NUM_THREADS`` and the load feedback start clean). Run it on a quiet machine: it takes
-several minutes. The docs render the records with ``docs/_ext/benchdata.py``.
+a while (the contention table times every size under every load). The docs render the records
+with the ``benchnum`` extension of ``docs/_ext/``; the README's speed section is written here.
 """
 
 import argparse

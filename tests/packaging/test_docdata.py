@@ -188,3 +188,12 @@ def test_contention_report_writes_the_json_record(tmp_path, capsys):
     assert figures["contention:busy_max"] == (0, "int")
     assert "contention:ratio.busy0.1K.cydrop_forward" in figures
     assert "contention:busy0" in benchdata.tables({"contention": record})
+
+
+def test_docdata_check_and_its_usage_errors(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert docdata.main(["--check"]) == 0
+    assert "current" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        docdata.main(["--only", "bench,nosuch"])
+    assert "unknown record(s) ['nosuch']" in capsys.readouterr().err
