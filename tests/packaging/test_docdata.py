@@ -72,8 +72,7 @@ def test_the_records_name_a_machine(records):
         machine = record["machine"]
         assert machine["cpu"].strip(), name
         assert isinstance(machine["cores"], int) and machine["cores"] > 0
-        assert machine["isa"] in ("baseline", "avx2", "avx512", "neon") or machine["isa"]
-        for field in ("numpy", "cydrop", "python", "date"):
+        for field in ("isa", "numpy", "cydrop", "python", "date"):
             assert str(machine[field]).strip(), (name, field)
         line = benchdata.machine_line(record)
         assert machine["cpu"] in line and machine["isa"] in line and record["command"] in line
