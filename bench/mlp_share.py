@@ -43,6 +43,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--json", metavar="PATH", help="also write the medians as JSON")
     args = ap.parse_args(argv)
     X, y = synthetic_data()
     rows = []
@@ -57,6 +58,14 @@ def main(argv=None):
           f"median of {args.epochs} epochs; "
           f"dropout threads: {cydrop.effective_n_threads(args.threads)}")
     print(format_table(["dropout", "epoch s", "dropout s", "dropout share", "vs no dropout"], rows))
+    if args.json:
+        import json
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"epochs": args.epochs, "statistic": "median",
+                       "threads": cydrop.effective_n_threads(args.threads),
+                       "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+                       "results": {impl: {"epoch": ep, "dropout": dr}
+                                   for impl, (ep, dr) in results.items()}}, fh, indent=1)
     return 0
 
 

@@ -64,6 +64,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--unfused", action="store_true",
                     help="run cydrop's layers one by one instead of the fused default")
+    ap.add_argument("--json", metavar="PATH", help="also write the medians as JSON")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -98,6 +99,12 @@ def main(argv=None):
     print("| --- | ---: | ---: |")
     for k in ("cydrop", "torch"):
         print(f"| {k} | {med[k]:.3f} | {med[k] / med['torch']:.2f}x |")
+    if args.json:
+        import json
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"rounds": args.rounds, "statistic": "median", "threads": threads,
+                       "fused": not args.unfused, "torch": torch.__version__,
+                       "results": med}, fh, indent=1)
     return 0
 
 

@@ -16,8 +16,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import importlib.util  # noqa: E402
+import sys  # noqa: E402
 
 import cydrop  # noqa: E402
+
+# docs/_ext: the benchnum extension renders the benchmark records of docs/_data (written by
+# python -m cydrop.apps.docdata) into the pages, so no figure is typed by hand.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ext"))
 
 # The API reference documents the PyTorch and Dask adapters from their code, so both libraries
 # must be importable here (they stay optional for cydrop itself).
@@ -37,14 +42,16 @@ extensions = [
     "numpydoc",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
+    "benchnum",
 ]
+benchdata_dir = "_data"      # the benchmark records, relative to this file
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "examples/GALLERY_HEADER.rst", "auto_examples/*.ipynb",
-                    "auto_examples/*.py", "auto_examples/*.zip", "auto_examples/*.md5",
-                    "auto_examples/*.codeobj.json"]
+exclude_patterns = ["_build", "_data", "_ext", "examples/GALLERY_HEADER.rst",
+                    "auto_examples/*.ipynb", "auto_examples/*.py", "auto_examples/*.zip",
+                    "auto_examples/*.md5", "auto_examples/*.codeobj.json"]
 
 # ---- checks: every cross-reference must resolve ----------------------------------------------
 nitpicky = True

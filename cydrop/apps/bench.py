@@ -22,6 +22,8 @@ import numpy as np
 from cydrop import __version__, _core, _floor, _kernels, _openmp, _parallel
 from cydrop._floor import stream_scale
 
+from .report import write_record
+
 WARM = 0.005   # seconds of calls before every sample (see the module docstring)
 
 SIZES = {"1K": 1 << 10, "64K": 1 << 16, "256K": 1 << 18, "1M": 1 << 20, "4M": 1 << 22,
@@ -363,11 +365,13 @@ def main(argv=None, prog="python -m cydrop bench"):
                         help="sizes of the matched-floor table (default: 64K,256K,1M,4M,16M,64M "
                              "with --report, none otherwise)")
     parser.add_argument("--report", metavar="DIR",
-                        help="also write DIR/bench.md and, with matplotlib, DIR/bench.png")
+                        help="also write DIR/bench.md, DIR/bench.json (with the machine) and, "
+                             "with matplotlib, DIR/bench.png")
     parser.add_argument("--contention", action="store_true",
                         help="instead: default threads against one thread while 0 .. cores "
                              "busy processes load the machine (median of --repeat calls, "
-                             "40 if not given), 64K-64M; with --report, DIR/contention.md")
+                             "40 if not given), 64K-64M; with --report, DIR/contention.md and "
+                             ".json")
     args = parser.parse_args(argv)
     if args.contention:
         return _contention(args, parser)
@@ -390,8 +394,10 @@ def main(argv=None, prog="python -m cydrop bench"):
     # floor on the same team): the runner's load feedback, which may send calls serial on a busy
     # machine, is off for it and restored afterwards.
     feedback_was = _parallel.load_feedback(False)["enabled"]
+    data = {"dtype": args.dtype, "rate": 0.5, "threads": threads, "repeat": args.repeat,
+            "reference": "cydrop forward out=", "times": results}
     try:
-        text += _team_tables(args, threads)
+        text += _team_tables(args, threads, data)
     finally:
         _parallel.load_feedback(feedback_was)
     print(text)
@@ -404,15 +410,24 @@ def main(argv=None, prog="python -m cydrop bench"):
         except ImportError:
             print("matplotlib is not installed: wrote bench.md only "
                   "(pip install 'cydrop[plot]' for the PNG)", file=sys.stderr)
+        # the same run as JSON, with the machine: the documentation quotes it (docs/_data)
+        write_record(os.path.join(args.report, "bench.json"), "bench",
+                     " ".join([prog, *(sys.argv[1:] if argv is None else argv)]), data,
+                     threads, torch)
     return 0
 
 
-def _team_tables(args, threads):
-    """The thread-scaling lines and the matched-floor tables of a bench run, as markdown."""
+def _team_tables(args, threads, data=None):
+    """The thread-scaling lines and the matched-floor tables of a bench run, as markdown; their
+    measurements go into ``data`` (a dict) when given."""
+    data = {} if data is None else data
     text = ""
     if threads > 1 and _openmp.openmp_enabled():
         n_scale = SIZES["4M"]
-        text += "\n\n" + scaling_text(n_scale, thread_scaling(n_scale, threads, args.repeat))
+        scaling = thread_scaling(n_scale, threads, args.repeat)
+        data["scaling"] = {"n": n_scale, "threads": scaling[0], "cydrop": scaling[1],
+                           "floor": scaling[2], "times": scaling[3]}
+        text += "\n\n" + scaling_text(n_scale, scaling)
     floor_sizes = args.floors if args.floors is not None else (
         FLOOR_SIZES if args.report else [])
     if floor_sizes:
@@ -421,6 +436,9 @@ def _team_tables(args, threads):
             isas.append(_kernels.current_isa())
         counts = sorted({1, threads})
         res = floor_ratios(floor_sizes, counts, isas, args.repeat, stream=sys.stderr)
+        data["floors"] = [{"isa": isa, "threads": t, "mode": mode, "size": label, "n": n,
+                           "cydrop": ours, "floor": floor}
+                          for (isa, t, mode, label), (ours, floor, n) in res.items()]
         text += ("\n\n## Every mode against its matched floor\n\n" + floor_table(res)
                  + "\n\n## Per ISA, 1 thread\n\n" + ns_table(res, 1))
     return text

@@ -28,6 +28,8 @@ import numpy as np
 
 from cydrop import _core, _openmp, _parallel
 
+from .report import write_record
+
 SIZES = (("64K", 1 << 16), ("256K", 1 << 18), ("1M", 1 << 20), ("4M", 1 << 22),
          ("16M", 1 << 24), ("64M", 1 << 26))
 BUSY_LOOP = "while True:\n    pass\n"
@@ -189,10 +191,22 @@ def table(results, sizes=SIZES):
     return "\n\n".join(blocks)
 
 
+def record_data(results, repeat, threads):
+    """The JSON-ready form of :func:`measure`'s results (``busy`` keys become strings)."""
+    return {"dtype": "float32", "rate": 0.5, "threads": threads, "repeat": repeat,
+            "statistic": "median",
+            "results": {str(k): {label: {name: {"default": d, "one": o}
+                                         for name, (d, o) in row.items()}
+                                 for label, row in by_size.items()}
+                        for k, by_size in results.items()}}
+
+
 def run(out=None, sizes=SIZES, busy=None, repeat=40, threads=None, torch=None,
-        report=None):
+        report=None, command=None):
     """Measure and print the contention table to ``out`` (default: standard output), and
-    write it to ``report/contention.md`` when ``report`` (a directory) is given."""
+    write it to ``report/contention.md`` and, with the machine and ``command``, to
+    ``report/contention.json`` when ``report`` (a directory) is given (``command`` defaults to
+    the ``cydrop bench --contention`` line of these settings)."""
     out = sys.stdout if out is None else out
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = _openmp.effective_n_threads(threads)
@@ -206,4 +220,8 @@ def run(out=None, sizes=SIZES, busy=None, repeat=40, threads=None, torch=None,
         os.makedirs(report, exist_ok=True)
         with open(os.path.join(report, "contention.md"), "w") as fh:
             fh.write(text + "\n")
+        if command is None:
+            command = f"cydrop bench --contention --repeat {repeat} --threads {threads}"
+        write_record(os.path.join(report, "contention.json"), "contention", command,
+                     record_data(results, repeat, threads), threads, torch)
     return results

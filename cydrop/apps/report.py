@@ -1,8 +1,16 @@
-"""Helpers the apps share to report results: plain-text tables and optional plotting."""
+"""Helpers the apps share to report results: plain-text tables, optional plotting, and the
+JSON benchmark records (with the machine they were measured on) that the docs quote."""
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
 
 import numpy as np
 
-__all__ = ["format_table", "require_matplotlib", "MissingExtraError"]
+__all__ = ["format_table", "require_matplotlib", "MissingExtraError", "cpu_model", "machine",
+           "write_record"]
 
 
 class MissingExtraError(ImportError):
@@ -67,3 +75,80 @@ def format_table(headers, rows):
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in text_rows]
     return "\n".join(lines)
+
+
+def cpu_model():
+    """The CPU's model name from ``/proc/cpuinfo`` (or what :mod:`platform` knows)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(threads=None, torch=None):
+    """The machine and software a benchmark ran on, as a JSON-ready dict.
+
+    Parameters
+    ----------
+    threads : int or None
+        The thread count the benchmark used (None: not recorded).
+    torch : module or None
+        PyTorch if the benchmark used it; otherwise its installed version is looked up without
+        importing it.
+
+    Returns
+    -------
+    record : dict
+        CPU model, cores (all and usable), the ISA variant cydrop runs, OpenMP, thread count,
+        cydrop, NumPy, PyTorch and Python versions, platform and the UTC date.
+    """
+    import cydrop
+
+    usable = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+              else os.cpu_count())
+    if torch is not None:
+        torch_version = torch.__version__
+    else:
+        try:
+            torch_version = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:
+            torch_version = None
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable,
+            "isa": cydrop.current_isa(), "openmp": bool(cydrop.openmp_enabled()),
+            "threads": threads, "cydrop": cydrop.__version__, "numpy": np.__version__,
+            "torch": torch_version, "python": platform.python_version(),
+            "platform": platform.platform(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def write_record(path, name, command, data, threads=None, torch=None):
+    """Write a benchmark record: ``{"record", "command", "machine", "data"}`` as JSON.
+
+    Parameters
+    ----------
+    path : str
+        The JSON file to write (its directory must exist).
+    name : str
+        The record's name (``bench``, ``contention``, ...).
+    command : str
+        The command that measured it.
+    data : dict
+        The measurements (JSON-ready: str keys, numbers, lists).
+    threads, torch
+        As for :func:`machine`.
+
+    Returns
+    -------
+    record : dict
+        What was written.
+    """
+    record = {"record": name, "command": command, "machine": machine(threads, torch),
+              "data": data}
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(record, fh, indent=1, sort_keys=False)
+        fh.write("\n")
+    return record

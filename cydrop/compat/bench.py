@@ -8,6 +8,8 @@ baselines below are the courses' mask formulas, written out here only to time th
 """
 
 import argparse
+import json
+import sys
 import time
 
 import numpy as np
@@ -163,20 +165,41 @@ def d2l_run(course, epochs=3, n=4096):
 RUNS = {"cs231n": cs231n_run, "nnfs": nnfs_run, "d2l": d2l_run}
 
 
+def measure(courses=tuple(RUNS), repeat=3, stream=None):
+    """Best of ``repeat`` runs of each course's experiment with the course's dropout and with
+    cydrop's, as ``{course: {"course": {"whole": s, "dropout": s}, "cydrop": {...}}}``; each
+    course's line is printed to ``stream`` when given."""
+    results = {}
+    if stream is not None:
+        print(f"{'course':8} {'whole run: course / cydrop':>34} "
+              f"{'dropout steps: course / cydrop':>38}", file=stream)
+    for name in courses:
+        best = {}
+        for course in (True, False):
+            runs = [RUNS[name](course) for _ in range(repeat)]
+            best["course" if course else "cydrop"] = {"whole": min(r[0] for r in runs),
+                                                      "dropout": min(r[1] for r in runs)}
+        results[name] = best
+        if stream is not None:
+            (tc, dc), (ty, dy) = best["course"].values(), best["cydrop"].values()
+            print(f"{name:8} {tc:9.3f} s / {ty:7.3f} s = {tc / ty:5.2f}x "
+                  f"{dc:10.3f} s / {dy:7.3f} s = {dc / dy:5.2f}x", file=stream, flush=True)
+    return results
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="runs per variant (best is kept)")
     ap.add_argument("--courses", nargs="*", default=list(RUNS))
+    ap.add_argument("--json", metavar="PATH",
+                    help="also write the best times as JSON (python -m cydrop.apps.docdata "
+                         "writes them with the machine into docs/_data/courses.json)")
     args = ap.parse_args(argv)
-    print(f"{'course':8} {'whole run: course / cydrop':>34} {'dropout steps: course / cydrop':>38}")
-    for name in args.courses:
-        best = {}
-        for course in (True, False):
-            runs = [RUNS[name](course) for _ in range(args.repeat)]
-            best[course] = (min(r[0] for r in runs), min(r[1] for r in runs))
-        (tc, dc), (ty, dy) = best[True], best[False]
-        print(f"{name:8} {tc:9.3f} s / {ty:7.3f} s = {tc / ty:5.2f}x "
-              f"{dc:10.3f} s / {dy:7.3f} s = {dc / dy:5.2f}x")
+    results = measure(args.courses, args.repeat, stream=sys.stdout)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"repeat": args.repeat, "statistic": "best", "results": results}, fh,
+                      indent=1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,198 @@
+"""The documentation's numbers come from the committed benchmark records (docs/_data).
+
+Checked here, without measuring anything slow: every figure, table and machine line the pages
+ask for exists in the records; every record names the machine it was measured on; the README's
+generated speed section is what the generator writes from the records; the Sphinx extension
+stops the build on a key the records do not hold; and the bench commands write the records.
+"""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+from cydrop.apps import benchdata, docdata
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+DATA = DOCS / "_data"
+
+ROLE = re.compile(r"\{benchnum\}`([^`]+)`")
+DIRECTIVE = re.compile(r"^```\{(benchtable|benchmachine)\}\s+(\S+)\s*$", re.M)
+
+
+def _pages():
+    return sorted(DOCS.glob("*.md"))
+
+
+@pytest.fixture(scope="module")
+def records():
+    found = benchdata.load_records(str(DATA))
+    assert set(found) == set(benchdata.RECORDS), "docs/_data misses a record"
+    return found
+
+
+def test_the_pages_use_the_records():
+    used = {page.name for page in _pages()
+            if ROLE.search(page.read_text(encoding="utf-8"))
+            or DIRECTIVE.search(page.read_text(encoding="utf-8"))}
+    assert {"performance.md", "training.md", "courses.md", "threads.md"} <= used
+
+
+def test_every_key_the_pages_use_exists(records):
+    figures, tables = benchdata.figures(records), benchdata.tables(records)
+    missing = []
+    for page in _pages():
+        text = page.read_text(encoding="utf-8")
+        for key in ROLE.findall(text):
+            if key not in figures:
+                missing.append(f"{page.name}: {{benchnum}}`{key}`")
+            elif not benchdata.figure(figures, key).strip():
+                missing.append(f"{page.name}: {key} renders empty")
+        for kind, name in DIRECTIVE.findall(text):
+            if kind == "benchmachine":
+                ok = name in records
+            elif ":" in name:
+                ok = name in tables
+            else:
+                ok = any(k.startswith(name + ":") for k in tables)
+            if not ok:
+                missing.append(f"{page.name}: {kind} {name}")
+    assert not missing, "\n".join(missing)
+
+
+def test_the_records_name_a_machine(records):
+    for name, record in records.items():
+        assert record["record"] == name
+        assert record["command"].strip()
+        machine = record["machine"]
+        assert machine["cpu"].strip(), name
+        assert isinstance(machine["cores"], int) and machine["cores"] > 0
+        for field in ("isa", "numpy", "cydrop", "python", "date"):
+            assert str(machine[field]).strip(), (name, field)
+        line = benchdata.machine_line(record)
+        assert machine["cpu"] in line and machine["isa"] in line and record["command"] in line
+
+
+def test_the_readme_block_is_current():
+    assert docdata.readme_is_current(str(DATA), str(ROOT / "README.md")), (
+        "README's speed section differs from the records: run "
+        "python -m cydrop.apps.docdata --readme-only")
+
+
+def test_the_readme_block_is_rewritten_between_its_markers(records, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{benchdata.README_START}\nstale 9.99x\n{benchdata.README_END}\n"
+                      "after\n", encoding="utf-8")
+    assert not docdata.readme_is_current(str(DATA), str(readme))
+    assert docdata.write_readme(str(DATA), str(readme))
+    text = readme.read_text(encoding="utf-8")
+    assert "stale" not in text and text.endswith(f"{benchdata.README_END}\nafter\n")
+    ratio = benchdata.figure(benchdata.figures(records), "bench:ratio.1M.cs231n_form")
+    assert f" {ratio.rstrip('x')} |" in text           # the README's table of ratios
+    assert docdata.readme_is_current(str(DATA), str(readme))
+    readme.write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bench:start"):
+        docdata.write_readme(str(DATA), str(readme))
+
+
+@pytest.mark.parametrize("value, unit, text", [
+    (2.3141, "x", "2.31x"), (37.43, "x", "37.4x"), (231.4, "x", "231x"),
+    (1.25e-5, "s", "12.5 us"), (0.00123, "s", "1.23 ms"), (6.84, "s", "6.84 s"),
+    (0.1554, "ns", "0.155 ns"), (3.81, "%", "3.8%"), (0.8, "+%", "+0.8%"),
+    (65536, "int", "65,536"), ("256K", "str", "256K"),
+    ((0.96, 1.04, "x"), "range", "0.96-1.04x"), ((1.0, 1.0, "x"), "range", "1.00x"),
+])
+def test_format_value(value, unit, text):
+    assert benchdata.format_value(value, unit) == text
+
+
+def test_a_missing_key_is_an_error_naming_it(records):
+    figures = benchdata.figures(records)
+    with pytest.raises(benchdata.BenchDataError, match="bench:ratio.1M.no_such_impl"):
+        benchdata.figure(figures, "bench:ratio.1M.no_such_impl")
+    with pytest.raises(benchdata.BenchDataError, match="record 'nosuch' not found"):
+        benchdata.figure(figures, "nosuch:key")
+
+
+def _sphinx(tmp_path, body):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(DOCS / '_ext')!r})\n"
+        "extensions = ['myst_parser', 'benchnum']\n"
+        f"benchdata_dir = {str(DATA)!r}\n", encoding="utf-8")
+    (src / "index.md").write_text(f"# t\n\n{body}\n", encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    return subprocess.run([sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(src),
+                           str(tmp_path / "out")], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_the_extension_renders_the_records(tmp_path, records):
+    pytest.importorskip("myst_parser")
+    result = _sphinx(tmp_path, "Ratio {benchnum}`bench:ratio.1M.cs231n_form`.\n\n"
+                               "```{benchmachine} bench\n```\n\n```{benchtable} courses\n```\n")
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    figures = benchdata.figures(records)
+    assert benchdata.figure(figures, "bench:ratio.1M.cs231n_form") in html
+    assert records["bench"]["machine"]["cpu"] in html
+    assert "dropout steps" in html
+
+
+@pytest.mark.parametrize("body, message", [
+    ("{benchnum}`bench:ratio.1M.no_such_impl`",
+     "no benchmark figure 'bench:ratio.1M.no_such_impl'"),
+    ("```{benchtable} bench:no_such_table\n```", "no benchmark table 'bench:no_such_table'"),
+    ("```{benchmachine} nosuch\n```", "no benchmark record 'nosuch'"),
+])
+def test_the_extension_fails_the_build_on_a_missing_key(tmp_path, body, message):
+    pytest.importorskip("myst_parser")
+    result = _sphinx(tmp_path, body)
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout
+    assert "index.md" in result.stderr + result.stdout
+
+
+def test_bench_report_writes_the_json_record(tmp_path, monkeypatch):
+    from cydrop.apps import bench
+
+    monkeypatch.setenv("CYDROP_BENCH_NO_TORCH", "1")
+    assert bench.main(["--sizes", "1K", "--floors", "64K", "--repeat", "1", "--threads", "1",
+                       "--report", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
+    assert record["record"] == "bench" and "--report" in record["command"]
+    assert record["machine"]["threads"] == 1
+    figures = benchdata.figures({"bench": record})
+    assert figures["bench:ratio.1K.cydrop_forward_out"] == (1.0, "x")
+    assert "bench:floor.baseline.1.forward_recompute.64K" in figures
+    assert "bench:floors" in benchdata.tables({"bench": record})
+
+
+def test_contention_report_writes_the_json_record(tmp_path, capsys):
+    from cydrop.apps import contention
+
+    contention.run(sizes=(("1K", 1 << 10),), busy=[0], repeat=2, threads=1,
+                   report=str(tmp_path))
+    record = json.loads((tmp_path / "contention.json").read_text(encoding="utf-8"))
+    assert record["record"] == "contention" and record["data"]["repeat"] == 2
+    figures = benchdata.figures({"contention": record})
+    assert figures["contention:busy_max"] == (0, "int")
+    assert "contention:ratio.busy0.1K.cydrop_forward" in figures
+    assert "contention:busy0" in benchdata.tables({"contention": record})
+
+
+def test_docdata_check_and_its_usage_errors(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert docdata.main(["--check"]) == 0
+    assert "current" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        docdata.main(["--only", "bench,nosuch"])
+    assert "unknown record(s) ['nosuch']" in capsys.readouterr().err
