@@ -26,7 +26,7 @@ import os
 cimport numpy as cnp
 from cpython.long cimport PyLong_CheckExact
 from cpython.float cimport PyFloat_CheckExact
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, UINT64_MAX
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t, UINT64_MAX
 from libc.stdlib cimport getenv
 
 import numpy as np
@@ -321,6 +321,106 @@ def bias_relu_dropout_backward(const floating[:, ::1] da,   # IN  (rows, m)
         else:
             k.bias_relu_dropout_backward_f64(&da[0, 0], &a[0, 0], &dz[0, 0], &db[0], 0, rows, m,
                                              scale)
+
+
+# --------------------------------------------- float16 / bfloat16 (src/cydrop_half_impl.h)
+#
+# The 16-bit formats travel as their uint16 bits (``x.view(np.uint16)``); ``bf16`` picks the
+# format. The arithmetic is float32: kept y = T(float32(x) * float32(scale)), rounded to nearest
+# even; dropped y = +0.0.
+
+cdef void _forward_h16_task(void *ctx, int64_t t) noexcept nogil:
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    if c.m:
+        c.k.forward_bf16(<const uint16_t *>c.x, <uint16_t *>c.y, c.n, c.key, c.offset, c.thr,
+                         <float>c.s[0], c.bits, c.bytes_, t)
+    else:
+        c.k.forward_f16(<const uint16_t *>c.x, <uint16_t *>c.y, c.n, c.key, c.offset, c.thr,
+                        <float>c.s[0], c.bits, c.bytes_, t)
+
+
+cdef void _backward_h16_task(void *ctx, int64_t t) noexcept nogil:
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    if c.m:
+        c.k.backward_bf16(<const uint16_t *>c.x, <uint16_t *>c.y, c.n, c.mask, c.is_bits,
+                          <float>c.s[0], t)
+    else:
+        c.k.backward_f16(<const uint16_t *>c.x, <uint16_t *>c.y, c.n, c.mask, c.is_bits,
+                         <float>c.s[0], t)
+
+
+cdef void _bias_relu_dropout_h16_task(void *ctx, int64_t t) noexcept nogil:
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    cdef int64_t m = c.m if c.m > 0 else -c.m      # the sign of m carries the format
+    if c.m < 0:
+        c.k.bias_relu_dropout_bf16(<const uint16_t *>c.x, <const float *>c.b, <uint16_t *>c.y,
+                                   c.n, m, c.key, c.offset, c.thr, <float>c.s[0], t)
+    else:
+        c.k.bias_relu_dropout_f16(<const uint16_t *>c.x, <const float *>c.b, <uint16_t *>c.y,
+                                  c.n, m, c.key, c.offset, c.thr, <float>c.s[0], t)
+
+
+cdef inline int _need(str name, Py_ssize_t got, Py_ssize_t want) except -1:
+    if got < want:
+        raise ValueError(f"{name} must have at least {want} elements, got {got}")
+    return 0
+
+
+def forward_half(const uint16_t[::1] x,   # IN, float16 or bfloat16 bits
+                 uint16_t[::1] y,         # OUT (may be x itself)
+                 uint64_t seed, uint64_t offset, uint32_t thr, double scale,
+                 uint8_t[::1] bits=None, uint8_t[::1] bytes_=None, int n_threads=1,
+                 bint bf16=False):
+    """y := where(keep(offset + i), T(float32(x) * scale), +0.0) for the 16-bit format T."""
+    cdef ChunkCtx c
+    cdef int64_t n = x.shape[0]
+    if n == 0:
+        return
+    _need("y", y.shape[0], n)
+    if bits is not None and bits.shape[0]:
+        _need("bits", bits.shape[0], (n + 7) // 8)
+    if bytes_ is not None and bytes_.shape[0]:
+        _need("bytes_", bytes_.shape[0], n)
+    _init_ctx(&c, &x[0], &y[0], n, seed, offset, thr, scale)
+    c.bits, c.bytes_, c.m = _ptr_or_null(bits), _ptr_or_null(bytes_), 1 if bf16 else 0
+    with nogil:
+        run_tasks(_forward_h16_task, &c, _nchunks(n), n, n_threads)
+
+
+def backward_half(const uint16_t[::1] dy,   # IN, float16 or bfloat16 bits
+                  uint16_t[::1] dx,         # OUT (may be dy itself)
+                  const uint8_t[::1] mask,  # IN, packed bits (is_bits) or 0/1 bytes
+                  bint is_bits, double scale, int n_threads=1, bint bf16=False):
+    """dx := where(mask, T(float32(dy) * scale), +0.0) from a stored mask."""
+    cdef ChunkCtx c
+    cdef int64_t n = dy.shape[0]
+    if n == 0:
+        return
+    _need("dx", dx.shape[0], n)
+    _need("mask", mask.shape[0], (n + 7) // 8 if is_bits else n)
+    _init_ctx(&c, &dy[0], &dx[0], n, 0, 0, 0, scale)
+    c.mask, c.is_bits, c.m = &mask[0], is_bits, 1 if bf16 else 0
+    with nogil:
+        run_tasks(_backward_h16_task, &c, _nchunks(n), n, n_threads)
+
+
+def bias_relu_dropout_half(const uint16_t[:, ::1] z,   # IN  (rows, m), 16-bit bits
+                           const float[::1] b,         # IN  (m,), float32
+                           uint16_t[:, ::1] a,         # OUT (rows, m), may be z itself
+                           uint64_t seed, uint64_t offset, uint32_t thr, double scale,
+                           int n_threads=1, bint bf16=False):
+    """a := where(keep(offset + i), T(max(float32(z) + b, 0) * scale), +0.0)."""
+    cdef ChunkCtx c
+    cdef int64_t n = z.shape[0] * z.shape[1], m = z.shape[1]
+    if n == 0:
+        return
+    _need("b", b.shape[0], m)
+    if a.shape[0] != z.shape[0] or a.shape[1] != m:
+        raise ValueError(f"a must have shape {(z.shape[0], m)}, got {(a.shape[0], a.shape[1])}")
+    _init_ctx(&c, &z[0, 0], &a[0, 0], n, seed, offset, thr, scale)
+    c.b, c.m = &b[0], -m if bf16 else m
+    with nogil:
+        run_tasks(_bias_relu_dropout_h16_task, &c, _nchunks(n), n, n_threads)
 
 
 # ------------------------------------------------------------------------------ the cache

@@ -2,7 +2,8 @@
  * cydrop_kernels.c -- builds every kernel once per ISA and says which ISAs the CPU can run.
  *
  * The baseline is plain C for any target (SSE2 on x86-64). On x86-64 with GCC or clang, AVX2 and
- * AVX-512 builds of the same source are compiled beside it with `#pragma GCC target`, and the
+ * AVX-512 builds of the same source are compiled beside it with `#pragma GCC target` (both with
+ * F16C, which every AVX2 CPU has: the float16 conversions of cydrop_half_impl.h), and the
  * Cython layer picks the best supported one once at import (CYDROP_ISA pins one).
  *
  * Floating-point contraction must stay off (setup.py passes -std=c99 -ffp-contract=off; clang
@@ -48,7 +49,7 @@ typedef uint64_t cydrop_v64 __attribute__((vector_size(64)));
 #define CYDROP_X86_ISAS 1
 
 #pragma GCC push_options
-#pragma GCC target("avx2")
+#pragma GCC target("avx2,f16c")
 #define CYDROP_ISA avx2
 #define cydrop_vnat cydrop_v32
 #define CYDROP_NV 2
@@ -59,7 +60,7 @@ typedef uint64_t cydrop_v64 __attribute__((vector_size(64)));
 #pragma GCC pop_options
 
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c")
 #define CYDROP_ISA avx512
 #define cydrop_vnat cydrop_v64
 #define CYDROP_NV 1
@@ -89,10 +90,10 @@ int cydrop_isa_supported(const cydrop_kernels *k)
 #ifdef CYDROP_X86_ISAS
     __builtin_cpu_init();
     if (k == &cydrop_table_avx2)
-        return __builtin_cpu_supports("avx2");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
     if (k == &cydrop_table_avx512)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("f16c");
 #endif
     return k != NULL;
 }
