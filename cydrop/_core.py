@@ -102,7 +102,7 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
         if done is not None:
             return done
     x_in = x
-    x = _validation.as_float_array(x, "x")
+    x = _validation.as_float_array(x, "x", half=True)
     rate = _validation.check_probability(rate, "rate")
     training = _validation.check_bool(training, "training")
     inplace = _validation.check_bool(inplace, "inplace")
@@ -134,8 +134,7 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     elif mask == "bytes":
         bytes_ = np.empty(x.size, dtype=np.uint8) if mask_out is None else mask_out.reshape(-1)
         stored = bytes_.reshape(x.shape)
-    _kernels.forward(_common.flat(src), _common.flat(dst), seed, offset, thr, scale, bits,
-                     bytes_, threads)
+    _common.run_forward(src, dst, seed, offset, thr, scale, bits, bytes_, threads)
     dst = _common.finish(dst, writeback)
     if stored is not None:
         stored.flags.writeable = False
@@ -196,8 +195,8 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
         reads.append(("dout", dout_in))
     src, dst, writeback = _common.prepare_output(dout, out, inplace, "dout", "out", reads)
     if st.kind == "recompute":
-        _kernels.forward(_common.flat(src), _common.flat(dst), st.seed, st.offset, st.thr,
-                         st.scale, None, None, threads)
+        _common.run_forward(src, dst, st.seed, st.offset, st.thr, st.scale, None, None,
+                            threads)
     else:
         mask = st.stored
         need = (dout.size + 7) // 8 if st.kind == "bits" else dout.size
@@ -207,8 +206,7 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
                 f"cache's stored {st.kind} mask was changed after the forward call: "
                 f"a {st.shape} mask needs {need} contiguous uint8 bytes, got "
                 f"{getattr(mask, 'size', None)} of dtype {getattr(mask, 'dtype', None)}")
-        _kernels.backward(_common.flat(src), _common.flat(dst), _common.flat(mask),
-                          st.kind == "bits", st.scale, threads)
+        _common.run_backward(src, dst, mask, st.kind == "bits", st.scale, threads)
     dst = _common.finish(dst, writeback)
     return dout_in if inplace else (dst if out is None else out)  # out= is returned as is
 

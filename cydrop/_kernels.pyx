@@ -570,7 +570,7 @@ def restore_cache(rate, seed, offset, threshold, scale, shape, dtype, mask_mode,
         raise ValueError(f"cache mask_mode must be one of {('identity',) + V.MASK_MODES}, "
                          f"got {V._short(mask_mode)}")
     shape, size = V.check_dims(shape, "cache shape")
-    dtype = V.check_native_float_dtype(dtype, "cache dtype")
+    dtype = V.check_native_float_dtype(dtype, "cache dtype", half=True)
     rate = V.check_probability(rate, "cache rate")
     if mask_mode == "identity":
         canonical = (0.0, None, None, 65536, 1.0)
