@@ -139,11 +139,113 @@ CYDROP_FN(cydrop_scale_tile_f16)(const uint16_t *x, uint16_t *y, float scale)
 static inline __attribute__((always_inline)) void
 CYDROP_FN(cydrop_scale_tile_bf16)(const uint16_t *x, uint16_t *y, float scale)
 {
+#if defined(CYDROP_X86_INTRIN) && defined(__AVX2__)
+    /* cydrop_f32_to_bf16 on 8 lanes at a time: widen (a shift), multiply, round on the bits,
+       the NaN lanes replaced (blend), then narrow with an unsigned pack (values <= 0xffff) */
+    const __m256 sv = _mm256_set1_ps(scale);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)x);
+    const __m256i one = _mm256_set1_epi32(1), rb = _mm256_set1_epi32(0x7fff);
+    const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    const __m256i qn = _mm256_set1_epi32(0x7fc0), top = _mm256_set1_epi32(0xffc0);
+    __m256i r[2];
+    for (int k = 0; k < 2; k++) {
+        const __m128i part = k ? _mm256_extracti128_si256(h, 1) : _mm256_castsi256_si128(h);
+        const __m256i w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(part), 16);
+        const __m256i u = _mm256_castps_si256(_mm256_mul_ps(_mm256_castsi256_ps(w), sv));
+        const __m256i hi = _mm256_srli_epi32(u, 16);
+        const __m256i rn = _mm256_srli_epi32(
+            _mm256_add_epi32(_mm256_add_epi32(u, rb), _mm256_and_si256(hi, one)), 16);
+        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
+        const __m256i nv = _mm256_and_si256(_mm256_or_si256(hi, qn), top);
+        r[k] = _mm256_blendv_epi8(rn, nv, nan);
+    }
+    _mm256_storeu_si256((__m256i *)y,
+                        _mm256_permute4x64_epi64(_mm256_packus_epi32(r[0], r[1]), 0xD8));
+#else
     uint16_t t[CYDROP_HTILE];
     for (int i = 0; i < CYDROP_HTILE; i++)
         t[i] = CYDROP_FN(cydrop_f32_to_bf16)(CYDROP_FN(cydrop_bf16_to_f32)(x[i]) * scale);
     memcpy(y, t, sizeof t);
+#endif
 }
+
+#if CYDROP_HAVE_VEC
+/* Forward over the first cnt <= CYDROP_BLOCK elements of one whole block (the float32 path's
+ * cydrop_forward_block, for 16 bits): each step's 32 draws are compared with the threshold as
+ * CYDROP_NV native vectors of uint16, and the drop masks select the converted 16-bit values
+ * directly (one 16-bit lane per element: no widening). Same bits as fill_draws + apply_draws. */
+#define CYDROP_HVB ((int)sizeof(cydrop_vnat))
+#define CYDROP_DEFINE_HALF_BLOCK(SUF)                                                          \
+    static void CYDROP_FN(cydrop_forward_block_##SUF)(const uint16_t *x, uint16_t *y,         \
+                                                       int64_t cnt, uint64_t key,              \
+                                                       uint64_t block, uint32_t thr,           \
+                                                       float scale, uint8_t *bits,             \
+                                                       uint8_t *bytes, int prefetch)           \
+    {                                                                                          \
+        cydrop_lanes st;                                                                       \
+        cydrop_vnat A[CYDROP_NV], B[CYDROP_NV], C[CYDROP_NV], E[CYDROP_NV], O[CYDROP_NV];      \
+        CYDROP_FN(cydrop_vi16) drop[CYDROP_NV];                                                \
+        const int64_t nsteps = cnt / CYDROP_PER_STEP, done = nsteps * CYDROP_PER_STEP;         \
+        const int all_kept = thr > 65535u;                                                     \
+        const uint16_t t16s = all_kept ? 65535u : (uint16_t)thr;                               \
+        const CYDROP_FN(cydrop_vu16) t16 = t16s - (CYDROP_FN(cydrop_vu16)){0};                 \
+        cydrop_lanes_seed(&st, key, block);                                                    \
+        memcpy(A, st.s0, sizeof A);                                                            \
+        memcpy(B, st.s1, sizeof B);                                                            \
+        memcpy(C, st.s2, sizeof C);                                                            \
+        memcpy(E, st.s3, sizeof E);                                                            \
+        for (int64_t s = 0; s < nsteps; s++) {                                                 \
+            const int64_t base = s * CYDROP_PER_STEP;                                          \
+            uint16_t v[CYDROP_PER_STEP];                                                       \
+            if (prefetch) {           /* as the float32 forward: past the caches only */       \
+                __builtin_prefetch(x + base + CYDROP_PF_AHEAD / 2, 0, 0);                      \
+                __builtin_prefetch(y + base + CYDROP_PF_AHEAD / 2, 1, 0);                      \
+            }                                                                                  \
+            CYDROP_LANES_STEP();                                                               \
+            CYDROP_FN(cydrop_scale_tile_##SUF)(x + base, v, scale);                            \
+            CYDROP_FN(cydrop_scale_tile_##SUF)(x + base + CYDROP_HTILE, v + CYDROP_HTILE,      \
+                                               scale);                                         \
+            for (int q = 0; q < CYDROP_NV; q++) {                                              \
+                CYDROP_FN(cydrop_vu16) d_, vv;                                                 \
+                memcpy(&d_, &O[q], CYDROP_HVB);                                                \
+                drop[q] = all_kept ? (CYDROP_FN(cydrop_vi16))(d_ != d_)                        \
+                                   : (CYDROP_FN(cydrop_vi16))(d_ >= t16);                      \
+                memcpy(&vv, v + q * (CYDROP_HVB / 2), CYDROP_HVB);                             \
+                vv &= ~(CYDROP_FN(cydrop_vu16))drop[q];                                        \
+                memcpy(y + base + q * (CYDROP_HVB / 2), &vv, CYDROP_HVB);                      \
+            }                                                                                  \
+            if (bits || bytes)                                                                 \
+                CYDROP_FN(cydrop_store_keep16)(drop, bytes ? bytes + base : NULL,              \
+                                               bits ? bits + base / 8 : NULL);                 \
+        }                                                                                      \
+        if (done < cnt) {                /* a last, partial step: through a draw buffer */     \
+            uint64_t out[CYDROP_LANES];                                                        \
+            uint16_t dd[CYDROP_PER_STEP];                                                      \
+            memcpy(st.s0, A, sizeof A);                                                        \
+            memcpy(st.s1, B, sizeof B);                                                        \
+            memcpy(st.s2, C, sizeof C);                                                        \
+            memcpy(st.s3, E, sizeof E);                                                        \
+            cydrop_lanes_next(&st, out);                                                       \
+            cydrop_store_draws(dd, out);                                                       \
+            CYDROP_FN(cydrop_apply_draws_##SUF)(x + done, y + done, dd, cnt - done, thr,       \
+                                                scale);                                        \
+            if (bits || bytes)                                                                 \
+                CYDROP_FN(cydrop_store_mask)(dd, cnt - done, thr, done, bits, bytes);          \
+        }                                                                                      \
+    }
+#else
+#define CYDROP_DEFINE_HALF_BLOCK(SUF)                                                          \
+    static void CYDROP_FN(cydrop_forward_block_##SUF)(const uint16_t *x, uint16_t *y,         \
+                                                       int64_t cnt, uint64_t key,              \
+                                                       uint64_t block, uint32_t thr,           \
+                                                       float scale, uint8_t *bits,             \
+                                                       uint8_t *bytes, int prefetch)           \
+    {                                                                                          \
+        (void)prefetch;                                                                        \
+        (void)x; (void)y; (void)cnt; (void)key; (void)block; (void)thr; (void)scale;           \
+        (void)bits; (void)bytes;                                                               \
+    }
+#endif
 
 /* Kernels of one 16-bit format SUF (f16, bf16); cydrop_kernels.h says what each computes. */
 #define CYDROP_DEFINE_HALF(SUF)                                                                \
@@ -183,6 +285,7 @@ CYDROP_FN(cydrop_scale_tile_bf16)(const uint16_t *x, uint16_t *y, float scale)
             y[i] = (uint16_t)(v & -(uint16_t)(keep[i] != 0));                                  \
         }                                                                                      \
     }                                                                                          \
+    CYDROP_DEFINE_HALF_BLOCK(SUF)                                                              \
     /* Forward (and recompute-backward) of chunk t; bits/bytes, if not NULL, get the mask. */  \
     static void CYDROP_FN(cydrop_forward_##SUF)(const uint16_t *x, uint16_t *y, int64_t n,    \
                                                  uint64_t key, uint64_t offset, uint32_t thr,  \
@@ -191,6 +294,14 @@ CYDROP_FN(cydrop_scale_tile_bf16)(const uint16_t *x, uint16_t *y, float scale)
     {                                                                                          \
         uint16_t d[CYDROP_CHUNK];                                                              \
         const int64_t lo = t * CYDROP_CHUNK, cnt = CYDROP_FN(cydrop_chunk_count)(n, t);        \
+        const uint64_t g0 = offset + (uint64_t)lo;                                             \
+        if (CYDROP_HAVE_VEC && g0 % CYDROP_BLOCK == 0) {    /* one pass: draws meet the data */ \
+            CYDROP_FN(cydrop_forward_block_##SUF)(x + lo, y + lo, cnt, key, g0 / CYDROP_BLOCK,  \
+                                                   thr, scale, bits ? bits + lo / 8 : NULL,    \
+                                                   bytes ? bytes + lo : NULL,                  \
+                                                   n * 2 >= CYDROP_PF_MIN_BYTES);              \
+            return;                                                                            \
+        }                                                                                      \
         CYDROP_FN(cydrop_fill_draws)(key, offset + (uint64_t)lo, cnt, d);                      \
         CYDROP_FN(cydrop_apply_draws_##SUF)(x + lo, y + lo, d, cnt, thr, scale);               \
         if (bits || bytes)                                                                     \
@@ -278,5 +389,9 @@ CYDROP_FN(cydrop_scale_tile_bf16)(const uint16_t *x, uint16_t *y, float scale)
 CYDROP_DEFINE_HALF(f16)
 CYDROP_DEFINE_HALF(bf16)
 #undef CYDROP_DEFINE_HALF
+#undef CYDROP_DEFINE_HALF_BLOCK
+#ifdef CYDROP_HVB
+#undef CYDROP_HVB
+#endif
 #undef CYDROP_HALF_F16C
 #undef CYDROP_HTILE
