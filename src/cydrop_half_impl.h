@@ -119,6 +119,21 @@ static inline uint16_t CYDROP_FN(cydrop_f32_to_bf16)(float f)
 
 #define CYDROP_HTILE 16      /* elements per conversion tile */
 
+/* A tile's 16 lanes as one generic vector (the compiler splits it to the ISA's width) for the
+ * selects: keep lanes are all ones, drop lanes zero. */
+typedef uint16_t CYDROP_FN(cydrop_ht16) __attribute__((vector_size(32)));
+typedef uint8_t CYDROP_FN(cydrop_ht8) __attribute__((vector_size(16)));
+
+/* y[0..15] := v[0..15] & keep (lanes all ones or zero). */
+static inline __attribute__((always_inline)) void
+CYDROP_FN(cydrop_hstore)(uint16_t *y, const uint16_t *v, CYDROP_FN(cydrop_ht16) keep)
+{
+    CYDROP_FN(cydrop_ht16) vv;
+    memcpy(&vv, v, sizeof vv);
+    vv &= keep;
+    memcpy(y, &vv, sizeof vv);
+}
+
 /* y[i] := T(float32(x[i]) * scale) for CYDROP_HTILE elements (y may be x). */
 static inline __attribute__((always_inline)) void
 CYDROP_FN(cydrop_scale_tile_f16)(const uint16_t *x, uint16_t *y, float scale)
@@ -275,9 +290,11 @@ CYDROP_FN(cydrop_scale_tile_bf16)(const uint16_t *x, uint16_t *y, float scale)
         int64_t i = 0;                                                                         \
         uint16_t t[CYDROP_HTILE];                                                              \
         for (; i + CYDROP_HTILE <= count; i += CYDROP_HTILE) {                                 \
+            CYDROP_FN(cydrop_ht8) kb;                                                          \
+            memcpy(&kb, keep + i, sizeof kb);                                                  \
             CYDROP_FN(cydrop_scale_tile_##SUF)(x + i, t, scale);                               \
-            for (int j = 0; j < CYDROP_HTILE; j++)                                             \
-                y[i + j] = (uint16_t)(t[j] & -(uint16_t)(keep[i + j] != 0));                   \
+            CYDROP_FN(cydrop_hstore)(y + i, t, (CYDROP_FN(cydrop_ht16))(                       \
+                __builtin_convertvector(kb, CYDROP_FN(cydrop_ht16)) != 0));                    \
         }                                                                                      \
         for (; i < count; i++) {                                                               \
             const uint16_t v = CYDROP_FN(cydrop_f32_to_##SUF)(                                 \
@@ -315,11 +332,24 @@ CYDROP_FN(cydrop_scale_tile_bf16)(const uint16_t *x, uint16_t *y, float scale)
         uint8_t keep[CYDROP_CHUNK];                                                            \
         const int64_t lo = t * CYDROP_CHUNK, cnt = CYDROP_FN(cydrop_chunk_count)(n, t);        \
         const uint8_t *k = mask + lo;                                                          \
-        if (is_bits) {                                                                         \
-            CYDROP_FN(cydrop_unpack_bits)(mask + lo / 8, cnt, keep);                           \
+        int64_t done = 0;                                                                      \
+        if (is_bits) {                /* whole tiles straight from the bits */                 \
+            const uint8_t *bb = mask + lo / 8;                                                 \
+            for (; done + CYDROP_HTILE <= cnt; done += CYDROP_HTILE) {                         \
+                uint16_t v[CYDROP_HTILE];                                                      \
+                const uint32_t w = (uint32_t)bb[done / 8] | (uint32_t)bb[done / 8 + 1] << 8;   \
+                const CYDROP_FN(cydrop_ht16) sel = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512,    \
+                                                    1024, 2048, 4096, 8192, 16384, 32768};     \
+                const CYDROP_FN(cydrop_ht16) wv = (uint16_t)w - (CYDROP_FN(cydrop_ht16)){0};  \
+                CYDROP_FN(cydrop_scale_tile_##SUF)(dy + lo + done, v, scale);                  \
+                CYDROP_FN(cydrop_hstore)(dx + lo + done, v,                                    \
+                                         (CYDROP_FN(cydrop_ht16))((wv & sel) != 0));           \
+            }                                                                                  \
+            CYDROP_FN(cydrop_unpack_bits)(bb + done / 8, cnt - done, keep);                    \
             k = keep;                                                                          \
         }                                                                                      \
-        CYDROP_FN(cydrop_apply_keep_##SUF)(dy + lo, dx + lo, k, cnt, scale);                   \
+        CYDROP_FN(cydrop_apply_keep_##SUF)(dy + lo + done, dx + lo + done, k, cnt - done,      \
+                                           scale);                 /* bytes: done is 0 */      \
     }                                                                                          \
     /* Broadcast mask apply over rows r0 .. r1 - 1 (see cydrop_broadcast_apply_f32). */         \
     static void CYDROP_FN(cydrop_broadcast_apply_##SUF)(const uint16_t *x, uint16_t *y,        \
