@@ -143,8 +143,10 @@ CYDROP_FN(cydrop_scale_tile_f16)(const uint16_t *x, uint16_t *y, float scale)
     const __m256 a = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x)), sv);
     const __m256 b = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + 8))),
                                    sv);
-    _mm_storeu_si128((__m128i *)y, _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT));
-    _mm_storeu_si128((__m128i *)(y + 8), _mm256_cvtps_ph(b, _MM_FROUND_TO_NEAREST_INT));
+    /* one 32-byte store: the caller's 32-byte reload of the tile forwards from it */
+    _mm256_storeu_si256((__m256i *)y,
+                        _mm256_set_m128i(_mm256_cvtps_ph(b, _MM_FROUND_TO_NEAREST_INT),
+                                         _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT)));
 #else
     for (int i = 0; i < CYDROP_HTILE; i++)
         y[i] = CYDROP_FN(cydrop_f32_to_f16)(CYDROP_FN(cydrop_f16_to_f32)(x[i]) * scale);
