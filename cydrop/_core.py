@@ -23,8 +23,11 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
 
     Parameters
     ----------
-    x : array_like of float32 or float64, any shape
-        Input. Its dtype is kept; other dtypes raise TypeError.
+    x : array_like of float32, float64, float16 or bfloat16, any shape
+        Input. Its dtype is kept; other dtypes raise TypeError. float16 and bfloat16
+        (``ml_dtypes.bfloat16``) are computed in float32: a kept element is
+        ``dtype(float32(x) * scale)`` with the float32 scale, rounded to nearest even (a NaN
+        stays NaN, inf stays inf, overflow gives inf), with the same keep decisions as float32.
     rate : float, default=0.5
         Probability of DROPPING an element, ``0 <= rate <= 1``. Kept elements are multiplied
         by ``1 / keep``, where ``keep`` is the realised keep probability (within 2**-16 of
@@ -148,8 +151,9 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
 
     Parameters
     ----------
-    dout : ndarray of float32 or float64
-        Upstream gradient, same shape and dtype as the forward input.
+    dout : ndarray of float32, float64, float16 or bfloat16
+        Upstream gradient, same shape and dtype as the forward input (16-bit: kept elements
+        are ``dtype(float32(dout) * scale)``, as in :func:`dropout`).
     cache : DropoutCache
         From :func:`~cydrop.dropout` or :func:`~cydrop.dropout_forward`.
     out : ndarray or None, default=None
