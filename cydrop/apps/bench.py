@@ -402,7 +402,7 @@ def main(argv=None, prog="python -m cydrop bench"):
     if half_sizes:
         from . import bench_half
         text += "\n\n" + bench_half.table(
-            bench_half.measure(half_sizes, threads, args.repeat, torch), threads)
+            bench_half.measure(half_sizes, threads, args.repeat, _round_robin, torch), threads)
     print(text)
     if args.report:
         os.makedirs(args.report, exist_ok=True)

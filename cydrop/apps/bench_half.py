@@ -58,10 +58,10 @@ def implementations(n, threads, torch=None):
     return impls
 
 
-def measure(sizes, threads, repeat, torch=None):
-    """{size_label: {name: seconds}} over ``sizes`` ((label, n) pairs)."""
-    from .bench import _round_robin
-    return {label: _round_robin(implementations(n, threads, torch), n, repeat, 2.0)
+def measure(sizes, threads, repeat, round_robin, torch=None):
+    """{size_label: {name: seconds}} over ``sizes`` ((label, n) pairs), each size timed by
+    ``round_robin(impls, n, repeat, budget)`` (:mod:`cydrop.apps.bench`'s sampler)."""
+    return {label: round_robin(implementations(n, threads, torch), n, repeat, 2.0)
             for label, n in sizes}
 
 
