@@ -119,23 +119,63 @@ static inline uint16_t CYDROP_FN(cydrop_f32_to_bf16)(float f)
 
 #define CYDROP_HTILE 16      /* elements per conversion tile */
 
-/* A tile's 16 lanes as one generic vector (the compiler splits it to the ISA's width) for the
- * selects: keep lanes are all ones, drop lanes zero. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CYDROP_HINLINE static inline __attribute__((always_inline))
+#else
+#define CYDROP_HINLINE static inline
+#endif
+
+/* y[0..15] := v[0..15] where tile keep flag j is set, +0.0 elsewhere; the flags are the 16 low
+ * bits of w (bits) or 16 bytes, any nonzero kept (bytes). With GCC / clang a tile is one
+ * generic vector (the compiler splits it to the ISA's width); elsewhere a plain loop. */
+#if CYDROP_HAVE_VEC
 typedef uint16_t CYDROP_FN(cydrop_ht16) __attribute__((vector_size(32)));
 typedef uint8_t CYDROP_FN(cydrop_ht8) __attribute__((vector_size(16)));
 
-/* y[0..15] := v[0..15] & keep (lanes all ones or zero). */
-static inline __attribute__((always_inline)) void
-CYDROP_FN(cydrop_hstore)(uint16_t *y, const uint16_t *v, CYDROP_FN(cydrop_ht16) keep)
+CYDROP_HINLINE void CYDROP_FN(cydrop_hstore)(uint16_t *y, const uint16_t *v,
+                                             const CYDROP_FN(cydrop_ht16) *keep)
 {
     CYDROP_FN(cydrop_ht16) vv;
     memcpy(&vv, v, sizeof vv);
-    vv &= keep;
+    vv &= *keep;
     memcpy(y, &vv, sizeof vv);
 }
 
+CYDROP_HINLINE void CYDROP_FN(cydrop_hstore_bits)(uint16_t *y, const uint16_t *v, uint32_t w)
+{
+    const CYDROP_FN(cydrop_ht16) sel = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048,
+                                        4096, 8192, 16384, 32768};
+    const CYDROP_FN(cydrop_ht16) wv = (uint16_t)w - (CYDROP_FN(cydrop_ht16)){0};
+    const CYDROP_FN(cydrop_ht16) keep = (CYDROP_FN(cydrop_ht16))((wv & sel) != 0);
+    CYDROP_FN(cydrop_hstore)(y, v, &keep);
+}
+
+CYDROP_HINLINE void CYDROP_FN(cydrop_hstore_bytes)(uint16_t *y, const uint16_t *v,
+                                                   const uint8_t *keep)
+{
+    CYDROP_FN(cydrop_ht8) kb;
+    memcpy(&kb, keep, sizeof kb);
+    const CYDROP_FN(cydrop_ht16) k =
+        (CYDROP_FN(cydrop_ht16))(__builtin_convertvector(kb, CYDROP_FN(cydrop_ht16)) != 0);
+    CYDROP_FN(cydrop_hstore)(y, v, &k);
+}
+#else
+CYDROP_HINLINE void CYDROP_FN(cydrop_hstore_bits)(uint16_t *y, const uint16_t *v, uint32_t w)
+{
+    for (int j = 0; j < 16; j++)
+        y[j] = (uint16_t)(v[j] & -(uint16_t)((w >> j) & 1u));
+}
+
+CYDROP_HINLINE void CYDROP_FN(cydrop_hstore_bytes)(uint16_t *y, const uint16_t *v,
+                                                   const uint8_t *keep)
+{
+    for (int j = 0; j < 16; j++)
+        y[j] = (uint16_t)(v[j] & -(uint16_t)(keep[j] != 0));
+}
+#endif
+
 /* y[i] := T(float32(x[i]) * scale) for CYDROP_HTILE elements (y may be x). */
-static inline __attribute__((always_inline)) void
+CYDROP_HINLINE void
 CYDROP_FN(cydrop_scale_tile_f16)(const uint16_t *x, uint16_t *y, float scale)
 {
 #if CYDROP_HALF_F16C
@@ -153,7 +193,7 @@ CYDROP_FN(cydrop_scale_tile_f16)(const uint16_t *x, uint16_t *y, float scale)
 #endif
 }
 
-static inline __attribute__((always_inline)) void
+CYDROP_HINLINE void
 CYDROP_FN(cydrop_scale_tile_bf16)(const uint16_t *x, uint16_t *y, float scale)
 {
 #if defined(CYDROP_X86_INTRIN) && defined(__AVX2__)
@@ -292,11 +332,8 @@ CYDROP_FN(cydrop_scale_tile_bf16)(const uint16_t *x, uint16_t *y, float scale)
         int64_t i = 0;                                                                         \
         uint16_t t[CYDROP_HTILE];                                                              \
         for (; i + CYDROP_HTILE <= count; i += CYDROP_HTILE) {                                 \
-            CYDROP_FN(cydrop_ht8) kb;                                                          \
-            memcpy(&kb, keep + i, sizeof kb);                                                  \
             CYDROP_FN(cydrop_scale_tile_##SUF)(x + i, t, scale);                               \
-            CYDROP_FN(cydrop_hstore)(y + i, t, (CYDROP_FN(cydrop_ht16))(                       \
-                __builtin_convertvector(kb, CYDROP_FN(cydrop_ht16)) != 0));                    \
+            CYDROP_FN(cydrop_hstore_bytes)(y + i, t, keep + i);                                \
         }                                                                                      \
         for (; i < count; i++) {                                                               \
             const uint16_t v = CYDROP_FN(cydrop_f32_to_##SUF)(                                 \
@@ -340,12 +377,8 @@ CYDROP_FN(cydrop_scale_tile_bf16)(const uint16_t *x, uint16_t *y, float scale)
             for (; done + CYDROP_HTILE <= cnt; done += CYDROP_HTILE) {                         \
                 uint16_t v[CYDROP_HTILE];                                                      \
                 const uint32_t w = (uint32_t)bb[done / 8] | (uint32_t)bb[done / 8 + 1] << 8;   \
-                const CYDROP_FN(cydrop_ht16) sel = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512,    \
-                                                    1024, 2048, 4096, 8192, 16384, 32768};     \
-                const CYDROP_FN(cydrop_ht16) wv = (uint16_t)w - (CYDROP_FN(cydrop_ht16)){0};  \
                 CYDROP_FN(cydrop_scale_tile_##SUF)(dy + lo + done, v, scale);                  \
-                CYDROP_FN(cydrop_hstore)(dx + lo + done, v,                                    \
-                                         (CYDROP_FN(cydrop_ht16))((wv & sel) != 0));           \
+                CYDROP_FN(cydrop_hstore_bits)(dx + lo + done, v, w);                           \
             }                                                                                  \
             CYDROP_FN(cydrop_unpack_bits)(bb + done / 8, cnt - done, keep);                    \
             k = keep;                                                                          \
@@ -426,4 +459,5 @@ CYDROP_DEFINE_HALF(bf16)
 #undef CYDROP_HVB
 #endif
 #undef CYDROP_HALF_F16C
+#undef CYDROP_HINLINE
 #undef CYDROP_HTILE

@@ -1,7 +1,10 @@
 """float16 and bfloat16 dropout (issue 16): bit equality with cydrop.reference for every ISA,
 thread count, chunking and offset; dtype kept; NaN, inf, subnormals and overflow; every op and
 layer that takes 16-bit input, and the one TypeError of those that do not."""
+import os
 import pickle
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ import cydrop
 from cydrop import _kernels, fused, nn, variants
 from cydrop import reference as R
 
-from helpers import run_python
+from helpers import REPO_ROOT, run_python
 
 
 def _dtype(name):
@@ -267,3 +270,54 @@ def test_import_cydrop_does_not_import_ml_dtypes():
     proc = run_python(["-c", code])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+_SRC = os.path.join(REPO_ROOT, "src")
+_DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c", "half_dump.c")
+
+
+def _compiler():
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.mark.skipif(_compiler() is None, reason="no C compiler on PATH")
+@pytest.mark.skipif(not os.path.exists(os.path.join(_SRC, "cydrop_kernels.c")),
+                    reason="needs the C sources (src/) of a checkout or an unpacked sdist")
+@pytest.mark.parametrize("config", [[], ["-DCYDROP_NO_INTRINSICS"], ["-DCYDROP_NO_VEC"]],
+                         ids=["default", "no-intrinsics", "no-vectors"])
+def test_portable_c_builds_give_the_same_16bit_bits(tmp_path, config):
+    """Without x86 intrinsics (no F16C: the portable float16 conversion) or without vectors,
+    every ISA of the C build gives the bits of the Python API (tests/core/c/half_dump.c)."""
+    exe = str(tmp_path / "half_dump")
+    cmd = [_compiler(), "-O2", "-std=c99", "-ffp-contract=off", *config, "-I", _SRC, _DUMP,
+           os.path.join(_SRC, "cydrop_kernels.c"), "-lm", "-o", exe]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    x = np.tile(np.arange(65536, dtype=np.uint16), 3)
+    rate = 1.0 - 39322 / 65536
+    parts = []
+    for dt in (np.dtype(np.float16), _bf16_or_none()):
+        if dt is None:
+            continue
+        y, cache = cydrop.dropout(x.view(dt), rate, seed=12345, offset=123, mask="bits")
+        assert cache.threshold == 39322
+        dx = cydrop.dropout_backward(x.view(dt), cache)
+        parts.append(u16(y).tobytes() + cache.stored_mask.tobytes() + u16(dx).tobytes())
+    for isa in _kernels.isas():
+        out = subprocess.run([exe, isa], capture_output=True)
+        assert out.returncode == 0, (isa, out.stderr)
+        size = len(parts[0])
+        assert out.stdout[:size] == parts[0], f"float16 {isa} {config}"
+        if len(parts) > 1:
+            assert out.stdout[size:] == parts[1], f"bfloat16 {isa} {config}"
+
+
+def _bf16_or_none():
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    return np.dtype(ml_dtypes.bfloat16)
