@@ -247,6 +247,25 @@ cdef void run_bias_relu_dropout(bint f32, const void *z, const void *b, void *a,
               _nchunks(n), n, n_threads)
 
 
+cdef void _forward_h16_run(int kind, const void *x, void *y, int64_t n, uint64_t seed,
+                           uint64_t offset, uint32_t thr, double scale, uint8_t *bits,
+                           uint8_t *bytes_, int n_threads) noexcept nogil:
+    """run_forward for a 16-bit format (kind 1: float16, 2: bfloat16)."""
+    cdef ChunkCtx c
+    _init_ctx(&c, x, y, n, seed, offset, thr, scale)
+    c.bits, c.bytes_, c.m = bits, bytes_, 1 if kind == 2 else 0
+    run_tasks(_forward_h16_task, &c, _nchunks(n), n, n_threads)
+
+
+cdef void _backward_h16_run(int kind, const void *dy, void *dx, int64_t n, const uint8_t *mask,
+                            bint is_bits, double scale, int n_threads) noexcept nogil:
+    """run_backward for a 16-bit format (kind 1: float16, 2: bfloat16)."""
+    cdef ChunkCtx c
+    _init_ctx(&c, dy, dx, n, 0, 0, 0, scale)
+    c.mask, c.is_bits, c.m = mask, is_bits, 1 if kind == 2 else 0
+    run_tasks(_backward_h16_task, &c, _nchunks(n), n, n_threads)
+
+
 # ------------------------------------------------ c) Python-callable wrappers (buffers checked)
 
 def forward(const floating[::1] x,     # IN
@@ -623,12 +642,31 @@ cpdef DropoutCache make_cache(double rate, object seed, object offset, uint32_t 
 # Python-level validation. Anything unusual returns None and the caller (cydrop/_core.py) takes
 # its general path, which performs the complete validation and raises the documented errors.
 
+cdef int _bf16_type = -1     # ml_dtypes' bfloat16 type number, once an array of it was seen
+
+
+cdef inline int _half_kind(cnp.ndarray arr) noexcept:
+    """0: not 16-bit, 1: float16, 2: bfloat16 (recognised by _validation.half_format)."""
+    global _bf16_type
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if t == cnp.NPY_FLOAT16:
+        return 1
+    if t == _bf16_type:
+        return 2
+    if _bf16_type < 0 and t >= 256 and cnp.PyArray_ITEMSIZE(arr) == 2:
+        if _validation.half_format(arr.dtype) == "bf16":
+            _bf16_type = t
+            return 2
+    return 0
+
+
 cdef inline bint _plain_float_array(object a) noexcept:
     cdef cnp.ndarray arr
     if type(a) is not cnp.ndarray:
         return False
     arr = <cnp.ndarray>a
-    return ((cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT32 or cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT64)
+    return ((cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT32 or cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT64
+             or _half_kind(arr) != 0)
             and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
             and cnp.PyArray_ISNOTSWAPPED(arr))
 
@@ -728,7 +766,7 @@ def fast_forward(x, rate, seed, offset, out, mask, n_threads, mask_out=None):
     cdef uint64_t s, o
     cdef uint32_t thr
     cdef int64_t n
-    cdef int threads
+    cdef int threads, kind
     cdef uint8_t *pbits = NULL
     cdef uint8_t *pbytes = NULL
     cdef bint f32
@@ -770,9 +808,14 @@ def fast_forward(x, rate, seed, offset, out, mask, n_threads, mask_out=None):
     thr = cydrop_threshold(1.0 - r)
     scale = cydrop_scale(thr)
     f32 = cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT32
+    kind = _half_kind(xa)
     with nogil:
-        run_forward(f32, cnp.PyArray_DATA(xa), cnp.PyArray_DATA(ya), n, s, o, thr, scale,
-                    pbits, pbytes, threads)
+        if kind:
+            _forward_h16_run(kind, cnp.PyArray_DATA(xa), cnp.PyArray_DATA(ya), n, s, o, thr,
+                             scale, pbits, pbytes, threads)
+        else:
+            run_forward(f32, cnp.PyArray_DATA(xa), cnp.PyArray_DATA(ya), n, s, o, thr, scale,
+                        pbits, pbytes, threads)
     if stored is not None:
         cnp.PyArray_CLEARFLAGS(stored, cnp.NPY_ARRAY_WRITEABLE)
     return ya, make_cache(r, seed, offset, thr, scale, x.shape, x.dtype, mask, stored)
@@ -783,7 +826,7 @@ def fast_backward(dout, cache, out, n_threads):
     cdef cnp.ndarray da, dx, m
     cdef DropoutCache c
     cdef int64_t n
-    cdef int threads
+    cdef int threads, kind
     cdef bint f32, is_bits
     if type(cache) is not DropoutCache or not _plain_float_array(dout):
         return None
@@ -800,10 +843,15 @@ def fast_backward(dout, cache, out, n_threads):
         return None
     dx = <cnp.ndarray>y
     f32 = cnp.PyArray_TYPE(da) == cnp.NPY_FLOAT32
+    kind = _half_kind(da)
     if c.mask_mode == "recompute":
         with nogil:
-            run_forward(f32, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n, c._seed, c._offset,
-                        c.threshold, c.scale, NULL, NULL, threads)
+            if kind:
+                _forward_h16_run(kind, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n, c._seed,
+                                 c._offset, c.threshold, c.scale, NULL, NULL, threads)
+            else:
+                run_forward(f32, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n, c._seed,
+                            c._offset, c.threshold, c.scale, NULL, NULL, threads)
     else:
         if type(c.stored_mask) is not cnp.ndarray:
             return None        # the general path raises
@@ -814,6 +862,11 @@ def fast_backward(dout, cache, out, n_threads):
                 or not _disjoint(m, dx)):
             return None        # a reshaped mask, or out overlapping it: the general path raises
         with nogil:
-            run_backward(f32, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n,
-                         <const uint8_t *>cnp.PyArray_DATA(m), is_bits, c.scale, threads)
+            if kind:
+                _backward_h16_run(kind, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n,
+                                  <const uint8_t *>cnp.PyArray_DATA(m), is_bits, c.scale,
+                                  threads)
+            else:
+                run_backward(f32, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n,
+                             <const uint8_t *>cnp.PyArray_DATA(m), is_bits, c.scale, threads)
     return dx

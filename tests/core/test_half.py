@@ -88,6 +88,20 @@ def test_any_chunking_gives_the_same_bits(hdtype, cut):
     assert_bits_equal(np.concatenate([a, b]), whole)
 
 
+@pytest.mark.parametrize("n", [1, 4097, 200_000])
+def test_fast_and_general_paths_agree(hdtype, n):
+    # an exact int n_threads takes the C fast path; a NumPy integer takes the validated path
+    x = np.random.default_rng(9).standard_normal(n).astype(hdtype)
+    for mask in ("recompute", "bits", "bytes"):
+        yf, cf = cydrop.dropout(x, 0.25, seed=3, offset=7, mask=mask, n_threads=2)
+        yg, cg = cydrop.dropout(x, 0.25, seed=3, offset=7, mask=mask, n_threads=np.int64(2))
+        assert_bits_equal(yf, yg)
+        assert repr(cf) == repr(cg) and cf.dtype == hdtype
+        assert_bits_equal(cydrop.dropout_backward(x, cf, n_threads=2),
+                          cydrop.dropout_backward(x, cg, n_threads=np.int64(2)))
+        assert_bits_equal(yf, R.dropout(x, 0.25, 3, 7))
+
+
 def test_special_values(hdtype):
     info = (np.finfo(np.float16) if hdtype == np.float16
             else __import__("ml_dtypes").finfo(hdtype))
