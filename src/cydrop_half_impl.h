@@ -197,27 +197,26 @@ CYDROP_HINLINE void
 CYDROP_FN(cydrop_scale_tile_bf16)(const uint16_t *x, uint16_t *y, float scale)
 {
 #if defined(CYDROP_X86_INTRIN) && defined(__AVX2__)
-    /* cydrop_f32_to_bf16 on 8 lanes at a time: widen (a shift), multiply, round on the bits,
-       the NaN lanes replaced (blend), then narrow with an unsigned pack (values <= 0xffff) */
+    /* cydrop_f32_to_bf16 on 8 lanes at a time. Interleaving the 16-bit values above zeros
+       widens them to float32 bits (in the order unpacklo/hi give within each 128-bit lane, which
+       the unsigned pack at the end undoes); multiply; round on the bits; the NaN lanes
+       (unordered compare) become the sign | 0x7fc0. */
     const __m256 sv = _mm256_set1_ps(scale);
-    const __m256i h = _mm256_loadu_si256((const __m256i *)x);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)x), zero = _mm256_setzero_si256();
     const __m256i one = _mm256_set1_epi32(1), rb = _mm256_set1_epi32(0x7fff);
-    const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
-    const __m256i qn = _mm256_set1_epi32(0x7fc0), top = _mm256_set1_epi32(0xffc0);
+    const __m256i sgn = _mm256_set1_epi32(0x8000), qn = _mm256_set1_epi32(0x7fc0);
     __m256i r[2];
     for (int k = 0; k < 2; k++) {
-        const __m128i part = k ? _mm256_extracti128_si256(h, 1) : _mm256_castsi256_si128(h);
-        const __m256i w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(part), 16);
-        const __m256i u = _mm256_castps_si256(_mm256_mul_ps(_mm256_castsi256_ps(w), sv));
+        const __m256i w = k ? _mm256_unpackhi_epi16(zero, h) : _mm256_unpacklo_epi16(zero, h);
+        const __m256 f = _mm256_mul_ps(_mm256_castsi256_ps(w), sv);
+        const __m256i u = _mm256_castps_si256(f);
         const __m256i hi = _mm256_srli_epi32(u, 16);
         const __m256i rn = _mm256_srli_epi32(
             _mm256_add_epi32(_mm256_add_epi32(u, rb), _mm256_and_si256(hi, one)), 16);
-        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
-        const __m256i nv = _mm256_and_si256(_mm256_or_si256(hi, qn), top);
-        r[k] = _mm256_blendv_epi8(rn, nv, nan);
+        const __m256i nv = _mm256_or_si256(_mm256_and_si256(hi, sgn), qn);
+        r[k] = _mm256_blendv_epi8(rn, nv, _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q)));
     }
-    _mm256_storeu_si256((__m256i *)y,
-                        _mm256_permute4x64_epi64(_mm256_packus_epi32(r[0], r[1]), 0xD8));
+    _mm256_storeu_si256((__m256i *)y, _mm256_packus_epi32(r[0], r[1]));
 #else
     uint16_t t[CYDROP_HTILE];
     for (int i = 0; i < CYDROP_HTILE; i++)
