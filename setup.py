@@ -233,7 +233,7 @@ LIBM = [] if sys.platform == "win32" else ["m"]
 # through cimported functions.
 KERNEL_HEADERS = [os.path.join(SRC, f) for f in
                   ("cydrop_rng.h", "cydrop_kernels.h", "cydrop_kernels_impl.h",
-                   "cydrop_variants_impl.h", "cydrop_modern_impl.h")]
+                   "cydrop_variants_impl.h", "cydrop_modern_impl.h", "cydrop_half_impl.h")]
 
 
 def _module(name, sources=(), **kwargs):

@@ -232,7 +232,7 @@ class FusedCache(Cache):
         if type(a) is not np.ndarray:
             raise TypeError(f"cache out must be a numpy.ndarray (the forward output), got "
                             f"{type(a).__name__}")
-        _validation.check_native_float_dtype(a.dtype, "cache out's dtype")
+        _validation.check_native_float_dtype(a.dtype, "cache out's dtype", half=True)
         if a.ndim != 2:
             raise ValueError(f"cache out must be 2-D (rows, units), got shape {a.shape}")
         a = _validation.aligned_contiguous(a)
@@ -312,7 +312,8 @@ class VariantCache(Cache):
         if not isinstance(kind, str) or kind not in VARIANT_KINDS:
             raise ValueError(f"cache kind must be one of {VARIANT_KINDS}, got {_short(kind)}")
         shape, size = _validation.check_dims(self.shape, "cache shape")
-        dtype = _validation.check_native_float_dtype(self.dtype, "cache dtype")
+        dtype = _validation.check_native_float_dtype(self.dtype, "cache dtype",
+                                                     half=kind in ("nd", "identity"))
         rate = _validation.check_probability(self.rate, "cache rate")
         st = CacheState(kind=kind, rate=rate, shape=shape, size=size, dtype=dtype)
         if kind == "dropconnect":

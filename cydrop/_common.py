@@ -5,14 +5,14 @@ and :mod:`cydrop.variants` are their docstrings plus calls into here.
 
 import numpy as np
 
-from cydrop import _validation
+from cydrop import _kernels, _validation
 from cydrop import _variants as _v
 from cydrop._cache import VariantCache, check_cache
 from cydrop._openmp import effective_n_threads
 
 __all__ = ["broadcast", "check_inplace_target", "destination", "elementwise", "finish", "flat",
-           "identity_result", "op_args", "prepare_output", "variant_backward_state",
-           "variant_identity"]
+           "identity_result", "op_args", "prepare_output", "run_backward", "run_forward",
+           "variant_backward_state", "variant_identity"]
 
 
 def flat(a):
@@ -20,15 +20,43 @@ def flat(a):
     return a.reshape(-1)
 
 
-def op_args(x, rate, training, seed, n_threads, *, rate_check=None):
+def _bits16(a):
+    """The flat uint16 view of a float16/bfloat16 array: how the 16-bit kernels take it."""
+    return flat(a).view(np.uint16)
+
+
+def run_forward(src, dst, seed, offset, thr, scale, bits, bytes_, threads):
+    """The core forward kernel for ``src``'s dtype: float32/float64, or a 16-bit format (kept
+    ``T(float32(x) * scale)``, rounded to nearest even). ``src``, ``dst``: aligned C-contiguous
+    arrays of one dtype; ``bits`` / ``bytes_``: flat uint8 mask outputs or None."""
+    fmt = _validation.half_format(src.dtype)
+    if fmt is None:
+        _kernels.forward(flat(src), flat(dst), seed, offset, thr, scale, bits, bytes_, threads)
+    else:
+        _kernels.forward_half(_bits16(src), _bits16(dst), seed, offset, thr, scale, bits,
+                              bytes_, threads, fmt == "bf16")
+
+
+def run_backward(src, dst, mask, is_bits, scale, threads):
+    """The core backward kernel (from a stored flat uint8 mask) for ``src``'s dtype."""
+    fmt = _validation.half_format(src.dtype)
+    if fmt is None:
+        _kernels.backward(flat(src), flat(dst), flat(mask), is_bits, scale, threads)
+    else:
+        _kernels.backward_half(_bits16(src), _bits16(dst), flat(mask), is_bits, scale, threads,
+                               fmt == "bf16")
+
+
+def op_args(x, rate, training, seed, n_threads, *, rate_check=None, half=False):
     """The arguments every dropout op shares, validated in one order.
 
-    Returns ``(x, rate, training, seed, threads)``: ``x`` a native float32/float64 ndarray,
+    Returns ``(x, rate, training, seed, threads)``: ``x`` a native float32/float64 ndarray
+    (float16/bfloat16 too with ``half``; otherwise they raise :func:`_validation.dtype_error`),
     ``rate`` a float (checked by ``rate_check``, by default a probability in [0, 1]),
     ``training`` a bool, ``seed`` an int in [0, 2**64) or None (drawn later, only if the call
     uses randomness), ``threads`` resolved by :func:`cydrop.effective_n_threads`.
     """
-    x = _validation.as_float_array(x, "x")
+    x = _validation.as_float_array(x, "x", half=half)
     rate = (rate_check or _validation.check_probability)(rate, "rate")
     training = _validation.check_bool(training, "training")
     seed = None if seed is None else _validation.check_uint64(seed, "seed")
@@ -126,8 +154,15 @@ def elementwise(kernel, src, *args):
 
 def broadcast(src, keep, cshape, mstride, scale, threads):
     """The variants' broadcast kernel: ``src`` masked by the 0/1 ``keep`` (collapsed geometry
-    ``cshape``, ``mstride``) and scaled, into a new array."""
-    return elementwise(_v.bcast, src, flat(keep), cshape, mstride, scale, threads)
+    ``cshape``, ``mstride``) and scaled, into a new array (a 16-bit ``src``: kept elements
+    ``T(float32(x) * scale)``, as :func:`run_forward`)."""
+    fmt = _validation.half_format(src.dtype)
+    if fmt is None:
+        return elementwise(_v.bcast, src, flat(keep), cshape, mstride, scale, threads)
+    out = np.empty(src.shape, dtype=src.dtype)
+    _v.bcast_half(_bits16(_validation.aligned_contiguous(src)), _bits16(out), flat(keep),
+                  cshape, mstride, scale, threads, fmt == "bf16")
+    return out
 
 
 def variant_identity(x):

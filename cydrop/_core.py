@@ -23,8 +23,11 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
 
     Parameters
     ----------
-    x : array_like of float32 or float64, any shape
-        Input. Its dtype is kept; other dtypes raise TypeError.
+    x : array_like of float32, float64, float16 or bfloat16, any shape
+        Input. Its dtype is kept; other dtypes raise TypeError. float16 and bfloat16
+        (``ml_dtypes.bfloat16``) are computed in float32: a kept element is
+        ``dtype(float32(x) * scale)`` with the float32 scale, rounded to nearest even (a NaN
+        stays NaN, inf stays inf, overflow gives inf), with the same keep decisions as float32.
     rate : float, default=0.5
         Probability of DROPPING an element, ``0 <= rate <= 1``. Kept elements are multiplied
         by ``1 / keep``, where ``keep`` is the realised keep probability (within 2**-16 of
@@ -110,7 +113,7 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
         if done is not None:
             return done
     x_in = x
-    x = _validation.as_float_array(x, "x")
+    x = _validation.as_float_array(x, "x", half=True)
     rate = _validation.check_probability(rate, "rate")
     training = _validation.check_bool(training, "training")
     inplace = _validation.check_bool(inplace, "inplace")
@@ -142,8 +145,11 @@ def dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, inplac
     elif mask == "bytes":
         bytes_ = np.empty(x.size, dtype=np.uint8) if mask_out is None else mask_out.reshape(-1)
         stored = bytes_.reshape(x.shape)
-    run = _kernels.forward if block is None else block.forward
-    run(_common.flat(src), _common.flat(dst), seed, offset, thr, scale, bits, bytes_, threads)
+    if block is None:
+        _common.run_forward(src, dst, seed, offset, thr, scale, bits, bytes_, threads)
+    else:
+        block.forward(_common.flat(src), _common.flat(dst), seed, offset, thr, scale, bits,
+                      bytes_, threads)
     dst = _common.finish(dst, writeback)
     if stored is not None:
         stored.flags.writeable = False
@@ -158,8 +164,9 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
 
     Parameters
     ----------
-    dout : ndarray of float32 or float64
-        Upstream gradient, same shape and dtype as the forward input.
+    dout : ndarray of float32, float64, float16 or bfloat16
+        Upstream gradient, same shape and dtype as the forward input (16-bit: kept elements
+        are ``dtype(float32(dout) * scale)``, as in :func:`dropout`).
     cache : DropoutCache
         From :func:`~cydrop.dropout` or :func:`~cydrop.dropout_forward` (a sharded call's
         cache knows its block: the mask is regenerated for the same global indices).
@@ -209,9 +216,12 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
         reads.append(("dout", dout_in))
     src, dst, writeback = _common.prepare_output(dout, out, inplace, "dout", "out", reads)
     if st.kind == "recompute":
-        run = _kernels.forward if st.block is None else st.block.forward
-        run(_common.flat(src), _common.flat(dst), st.seed, st.offset, st.thr, st.scale, None,
-            None, threads)
+        if st.block is None:
+            _common.run_forward(src, dst, st.seed, st.offset, st.thr, st.scale, None, None,
+                                threads)
+        else:
+            st.block.forward(_common.flat(src), _common.flat(dst), st.seed, st.offset, st.thr,
+                             st.scale, None, None, threads)
     else:
         mask = st.stored
         need = (dout.size + 7) // 8 if st.kind == "bits" else dout.size
@@ -221,8 +231,7 @@ def dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
                 f"cache's stored {st.kind} mask was changed after the forward call: "
                 f"a {st.shape} mask needs {need} contiguous uint8 bytes, got "
                 f"{getattr(mask, 'size', None)} of dtype {getattr(mask, 'dtype', None)}")
-        _kernels.backward(_common.flat(src), _common.flat(dst), _common.flat(mask),
-                          st.kind == "bits", st.scale, threads)
+        _common.run_backward(src, dst, mask, st.kind == "bits", st.scale, threads)
     dst = _common.finish(dst, writeback)
     return dout_in if inplace else (dst if out is None else out)  # out= is returned as is
 

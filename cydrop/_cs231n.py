@@ -63,7 +63,9 @@ def dropout_forward(x, dropout_param):
 
     Parameters
     ----------
-    x : ndarray of float32 or float64, any shape
+    x : ndarray of float32, float64, float16 or bfloat16, any shape
+        A 16-bit input follows :func:`~cydrop.dropout`'s rule: kept elements are
+        ``dtype(float32(x) * scale)``.
     dropout_param : dict
         - ``'mode'``: ``'train'`` or ``'test'``. In test mode ``x`` is returned unchanged.
         - ``'p'``: the probability of KEEPING each neuron output (required in train mode).
@@ -104,7 +106,7 @@ def dropout_forward(x, dropout_param):
     mode, keep = _split_cs231n_param(dropout_param)
     seed = dropout_param.get("seed")
     if seed is None and mode == "train":
-        x = _validation.as_float_array(x, "x")      # refuse bad input before drawing
+        x = _validation.as_float_array(x, "x", half=True)   # refuse bad input before drawing
         seed = seed_from_numpy_global()
     out, cache = dropout(x, 1.0 - keep, training=(mode == "train"), seed=seed,
                          offset=dropout_param.get("offset", 0),

@@ -57,6 +57,20 @@ cdef extern from "cydrop_kernels.h" nogil:
         const double *x, double *y, int64_t n, uint64_t key, uint64_t offset, double sigma,
         int64_t t) noexcept nogil
 
+    ctypedef void (*cydrop_forward_h16_fn)(const uint16_t *x, uint16_t *y, int64_t n,
+                                           uint64_t key, uint64_t offset, uint32_t thr,
+                                           float scale, uint8_t *bits, uint8_t *bytes,
+                                           int64_t t) noexcept nogil
+    ctypedef void (*cydrop_backward_h16_fn)(const uint16_t *dy, uint16_t *dx, int64_t n,
+                                            const uint8_t *mask, int is_bits, float scale,
+                                            int64_t t) noexcept nogil
+    ctypedef void (*cydrop_broadcast_apply_h16_fn)(
+        const uint16_t *x, uint16_t *y, const uint8_t *keep, int nd, const int64_t *shape,
+        const int64_t *mstride, float scale, int64_t r0, int64_t r1) noexcept nogil
+    ctypedef void (*cydrop_bias_relu_dropout_h16_fn)(
+        const uint16_t *z, const float *b, uint16_t *a, int64_t n, int64_t m, uint64_t key,
+        uint64_t offset, uint32_t thr, float scale, int64_t t) noexcept nogil
+
     ctypedef struct cydrop_kernels:
         const char *name
         cydrop_forward_f32_fn forward_f32
@@ -77,6 +91,15 @@ cdef extern from "cydrop_kernels.h" nogil:
         cydrop_standard_normal_fn standard_normal
         cydrop_gaussian_dropout_f32_fn gaussian_dropout_f32
         cydrop_gaussian_dropout_f64_fn gaussian_dropout_f64
+        # float16 / bfloat16 (one block, at the end)
+        cydrop_forward_h16_fn forward_f16
+        cydrop_forward_h16_fn forward_bf16
+        cydrop_backward_h16_fn backward_f16
+        cydrop_backward_h16_fn backward_bf16
+        cydrop_broadcast_apply_h16_fn broadcast_apply_f16
+        cydrop_broadcast_apply_h16_fn broadcast_apply_bf16
+        cydrop_bias_relu_dropout_h16_fn bias_relu_dropout_f16
+        cydrop_bias_relu_dropout_h16_fn bias_relu_dropout_bf16
 
     const cydrop_kernels * const *cydrop_isas(int *count) noexcept
     int cydrop_isa_supported(const cydrop_kernels *k) noexcept

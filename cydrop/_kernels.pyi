@@ -64,6 +64,38 @@ def bias_relu_dropout(
     scale: float,
     n_threads: int = 1,
 ) -> None: ...
+def forward_half(
+    x: npt.NDArray[np.uint16],
+    y: npt.NDArray[np.uint16],
+    seed: int,
+    offset: int,
+    thr: int,
+    scale: float,
+    bits: Optional[npt.NDArray[np.uint8]] = None,
+    bytes_: Optional[npt.NDArray[np.uint8]] = None,
+    n_threads: int = 1,
+    bf16: bool = False,
+) -> None: ...
+def backward_half(
+    dy: npt.NDArray[np.uint16],
+    dx: npt.NDArray[np.uint16],
+    mask: npt.NDArray[np.uint8],
+    is_bits: bool,
+    scale: float,
+    n_threads: int = 1,
+    bf16: bool = False,
+) -> None: ...
+def bias_relu_dropout_half(
+    z: npt.NDArray[np.uint16],
+    b: npt.NDArray[np.float32],
+    a: npt.NDArray[np.uint16],
+    seed: int,
+    offset: int,
+    thr: int,
+    scale: float,
+    n_threads: int = 1,
+    bf16: bool = False,
+) -> None: ...
 def bias_relu_dropout_backward(
     da: npt.NDArray[_Float],
     a: npt.NDArray[_Float],

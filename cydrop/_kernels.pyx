@@ -26,7 +26,7 @@ import os
 cimport numpy as cnp
 from cpython.long cimport PyLong_CheckExact
 from cpython.float cimport PyFloat_CheckExact
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, UINT64_MAX
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t, UINT64_MAX
 from libc.stdlib cimport getenv
 
 import numpy as np
@@ -247,6 +247,25 @@ cdef void run_bias_relu_dropout(bint f32, const void *z, const void *b, void *a,
               _nchunks(n), n, n_threads)
 
 
+cdef void _forward_h16_run(int kind, const void *x, void *y, int64_t n, uint64_t seed,
+                           uint64_t offset, uint32_t thr, double scale, uint8_t *bits,
+                           uint8_t *bytes_, int n_threads) noexcept nogil:
+    """run_forward for a 16-bit format (kind 1: float16, 2: bfloat16)."""
+    cdef ChunkCtx c
+    _init_ctx(&c, x, y, n, seed, offset, thr, scale)
+    c.bits, c.bytes_, c.m = bits, bytes_, 1 if kind == 2 else 0
+    run_tasks(_forward_h16_task, &c, _nchunks(n), n, n_threads)
+
+
+cdef void _backward_h16_run(int kind, const void *dy, void *dx, int64_t n, const uint8_t *mask,
+                            bint is_bits, double scale, int n_threads) noexcept nogil:
+    """run_backward for a 16-bit format (kind 1: float16, 2: bfloat16)."""
+    cdef ChunkCtx c
+    _init_ctx(&c, dy, dx, n, 0, 0, 0, scale)
+    c.mask, c.is_bits, c.m = mask, is_bits, 1 if kind == 2 else 0
+    run_tasks(_backward_h16_task, &c, _nchunks(n), n, n_threads)
+
+
 # ------------------------------------------------ c) Python-callable wrappers (buffers checked)
 
 def forward(const floating[::1] x,     # IN
@@ -321,6 +340,106 @@ def bias_relu_dropout_backward(const floating[:, ::1] da,   # IN  (rows, m)
         else:
             k.bias_relu_dropout_backward_f64(&da[0, 0], &a[0, 0], &dz[0, 0], &db[0], 0, rows, m,
                                              scale)
+
+
+# --------------------------------------------- float16 / bfloat16 (src/cydrop_half_impl.h)
+#
+# The 16-bit formats travel as their uint16 bits (``x.view(np.uint16)``); ``bf16`` picks the
+# format. The arithmetic is float32: kept y = T(float32(x) * float32(scale)), rounded to nearest
+# even; dropped y = +0.0.
+
+cdef void _forward_h16_task(void *ctx, int64_t t) noexcept nogil:
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    if c.m:
+        c.k.forward_bf16(<const uint16_t *>c.x, <uint16_t *>c.y, c.n, c.key, c.offset, c.thr,
+                         <float>c.s[0], c.bits, c.bytes_, t)
+    else:
+        c.k.forward_f16(<const uint16_t *>c.x, <uint16_t *>c.y, c.n, c.key, c.offset, c.thr,
+                        <float>c.s[0], c.bits, c.bytes_, t)
+
+
+cdef void _backward_h16_task(void *ctx, int64_t t) noexcept nogil:
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    if c.m:
+        c.k.backward_bf16(<const uint16_t *>c.x, <uint16_t *>c.y, c.n, c.mask, c.is_bits,
+                          <float>c.s[0], t)
+    else:
+        c.k.backward_f16(<const uint16_t *>c.x, <uint16_t *>c.y, c.n, c.mask, c.is_bits,
+                         <float>c.s[0], t)
+
+
+cdef void _bias_relu_dropout_h16_task(void *ctx, int64_t t) noexcept nogil:
+    cdef ChunkCtx *c = <ChunkCtx *>ctx
+    cdef int64_t m = c.m if c.m > 0 else -c.m      # the sign of m carries the format
+    if c.m < 0:
+        c.k.bias_relu_dropout_bf16(<const uint16_t *>c.x, <const float *>c.b, <uint16_t *>c.y,
+                                   c.n, m, c.key, c.offset, c.thr, <float>c.s[0], t)
+    else:
+        c.k.bias_relu_dropout_f16(<const uint16_t *>c.x, <const float *>c.b, <uint16_t *>c.y,
+                                  c.n, m, c.key, c.offset, c.thr, <float>c.s[0], t)
+
+
+cdef inline int _need(str name, Py_ssize_t got, Py_ssize_t want) except -1:
+    if got < want:
+        raise ValueError(f"{name} must have at least {want} elements, got {got}")
+    return 0
+
+
+def forward_half(const uint16_t[::1] x,   # IN, float16 or bfloat16 bits
+                 uint16_t[::1] y,         # OUT (may be x itself)
+                 uint64_t seed, uint64_t offset, uint32_t thr, double scale,
+                 uint8_t[::1] bits=None, uint8_t[::1] bytes_=None, int n_threads=1,
+                 bint bf16=False):
+    """y := where(keep(offset + i), T(float32(x) * scale), +0.0) for the 16-bit format T."""
+    cdef ChunkCtx c
+    cdef int64_t n = x.shape[0]
+    if n == 0:
+        return
+    _need("y", y.shape[0], n)
+    if bits is not None and bits.shape[0]:
+        _need("bits", bits.shape[0], (n + 7) // 8)
+    if bytes_ is not None and bytes_.shape[0]:
+        _need("bytes_", bytes_.shape[0], n)
+    _init_ctx(&c, &x[0], &y[0], n, seed, offset, thr, scale)
+    c.bits, c.bytes_, c.m = _ptr_or_null(bits), _ptr_or_null(bytes_), 1 if bf16 else 0
+    with nogil:
+        run_tasks(_forward_h16_task, &c, _nchunks(n), n, n_threads)
+
+
+def backward_half(const uint16_t[::1] dy,   # IN, float16 or bfloat16 bits
+                  uint16_t[::1] dx,         # OUT (may be dy itself)
+                  const uint8_t[::1] mask,  # IN, packed bits (is_bits) or 0/1 bytes
+                  bint is_bits, double scale, int n_threads=1, bint bf16=False):
+    """dx := where(mask, T(float32(dy) * scale), +0.0) from a stored mask."""
+    cdef ChunkCtx c
+    cdef int64_t n = dy.shape[0]
+    if n == 0:
+        return
+    _need("dx", dx.shape[0], n)
+    _need("mask", mask.shape[0], (n + 7) // 8 if is_bits else n)
+    _init_ctx(&c, &dy[0], &dx[0], n, 0, 0, 0, scale)
+    c.mask, c.is_bits, c.m = &mask[0], is_bits, 1 if bf16 else 0
+    with nogil:
+        run_tasks(_backward_h16_task, &c, _nchunks(n), n, n_threads)
+
+
+def bias_relu_dropout_half(const uint16_t[:, ::1] z,   # IN  (rows, m), 16-bit bits
+                           const float[::1] b,         # IN  (m,), float32
+                           uint16_t[:, ::1] a,         # OUT (rows, m), may be z itself
+                           uint64_t seed, uint64_t offset, uint32_t thr, double scale,
+                           int n_threads=1, bint bf16=False):
+    """a := where(keep(offset + i), T(max(float32(z) + b, 0) * scale), +0.0)."""
+    cdef ChunkCtx c
+    cdef int64_t n = z.shape[0] * z.shape[1], m = z.shape[1]
+    if n == 0:
+        return
+    _need("b", b.shape[0], m)
+    if a.shape[0] != z.shape[0] or a.shape[1] != m:
+        raise ValueError(f"a must have shape {(z.shape[0], m)}, got {(a.shape[0], a.shape[1])}")
+    _init_ctx(&c, &z[0, 0], &a[0, 0], n, seed, offset, thr, scale)
+    c.b, c.m = &b[0], -m if bf16 else m
+    with nogil:
+        run_tasks(_bias_relu_dropout_h16_task, &c, _nchunks(n), n, n_threads)
 
 
 # ------------------------------------------------------------------------------ the cache
@@ -470,7 +589,7 @@ def restore_cache(rate, seed, offset, threshold, scale, shape, dtype, mask_mode,
         raise ValueError(f"cache mask_mode must be one of {('identity',) + V.MASK_MODES}, "
                          f"got {V._short(mask_mode)}")
     shape, size = V.check_dims(shape, "cache shape")
-    dtype = V.check_native_float_dtype(dtype, "cache dtype")
+    dtype = V.check_native_float_dtype(dtype, "cache dtype", half=True)
     rate = V.check_probability(rate, "cache rate")
     if mask_mode == "identity":
         canonical = (0.0, None, None, 65536, 1.0)
@@ -523,12 +642,31 @@ cpdef DropoutCache make_cache(double rate, object seed, object offset, uint32_t 
 # Python-level validation. Anything unusual returns None and the caller (cydrop/_core.py) takes
 # its general path, which performs the complete validation and raises the documented errors.
 
+cdef int _bf16_type = -1     # ml_dtypes' bfloat16 type number, once an array of it was seen
+
+
+cdef inline int _half_kind(cnp.ndarray arr) noexcept:
+    """0: not 16-bit, 1: float16, 2: bfloat16 (recognised by _validation.half_format)."""
+    global _bf16_type
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if t == cnp.NPY_FLOAT16:
+        return 1
+    if t == _bf16_type:
+        return 2
+    if _bf16_type < 0 and t >= 256 and cnp.PyArray_ITEMSIZE(arr) == 2:
+        if _validation.half_format(arr.dtype) == "bf16":
+            _bf16_type = t
+            return 2
+    return 0
+
+
 cdef inline bint _plain_float_array(object a) noexcept:
     cdef cnp.ndarray arr
     if type(a) is not cnp.ndarray:
         return False
     arr = <cnp.ndarray>a
-    return ((cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT32 or cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT64)
+    return ((cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT32 or cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT64
+             or _half_kind(arr) != 0)
             and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
             and cnp.PyArray_ISNOTSWAPPED(arr))
 
@@ -628,7 +766,7 @@ def fast_forward(x, rate, seed, offset, out, mask, n_threads, mask_out=None):
     cdef uint64_t s, o
     cdef uint32_t thr
     cdef int64_t n
-    cdef int threads
+    cdef int threads, kind
     cdef uint8_t *pbits = NULL
     cdef uint8_t *pbytes = NULL
     cdef bint f32
@@ -670,9 +808,14 @@ def fast_forward(x, rate, seed, offset, out, mask, n_threads, mask_out=None):
     thr = cydrop_threshold(1.0 - r)
     scale = cydrop_scale(thr)
     f32 = cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT32
+    kind = _half_kind(xa)
     with nogil:
-        run_forward(f32, cnp.PyArray_DATA(xa), cnp.PyArray_DATA(ya), n, s, o, thr, scale,
-                    pbits, pbytes, threads)
+        if kind:
+            _forward_h16_run(kind, cnp.PyArray_DATA(xa), cnp.PyArray_DATA(ya), n, s, o, thr,
+                             scale, pbits, pbytes, threads)
+        else:
+            run_forward(f32, cnp.PyArray_DATA(xa), cnp.PyArray_DATA(ya), n, s, o, thr, scale,
+                        pbits, pbytes, threads)
     if stored is not None:
         cnp.PyArray_CLEARFLAGS(stored, cnp.NPY_ARRAY_WRITEABLE)
     return ya, make_cache(r, seed, offset, thr, scale, x.shape, x.dtype, mask, stored)
@@ -683,7 +826,7 @@ def fast_backward(dout, cache, out, n_threads):
     cdef cnp.ndarray da, dx, m
     cdef DropoutCache c
     cdef int64_t n
-    cdef int threads
+    cdef int threads, kind
     cdef bint f32, is_bits
     if type(cache) is not DropoutCache or not _plain_float_array(dout):
         return None
@@ -700,10 +843,15 @@ def fast_backward(dout, cache, out, n_threads):
         return None
     dx = <cnp.ndarray>y
     f32 = cnp.PyArray_TYPE(da) == cnp.NPY_FLOAT32
+    kind = _half_kind(da)
     if c.mask_mode == "recompute":
         with nogil:
-            run_forward(f32, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n, c._seed, c._offset,
-                        c.threshold, c.scale, NULL, NULL, threads)
+            if kind:
+                _forward_h16_run(kind, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n, c._seed,
+                                 c._offset, c.threshold, c.scale, NULL, NULL, threads)
+            else:
+                run_forward(f32, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n, c._seed,
+                            c._offset, c.threshold, c.scale, NULL, NULL, threads)
     else:
         if type(c.stored_mask) is not cnp.ndarray:
             return None        # the general path raises
@@ -714,6 +862,11 @@ def fast_backward(dout, cache, out, n_threads):
                 or not _disjoint(m, dx)):
             return None        # a reshaped mask, or out overlapping it: the general path raises
         with nogil:
-            run_backward(f32, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n,
-                         <const uint8_t *>cnp.PyArray_DATA(m), is_bits, c.scale, threads)
+            if kind:
+                _backward_h16_run(kind, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n,
+                                  <const uint8_t *>cnp.PyArray_DATA(m), is_bits, c.scale,
+                                  threads)
+            else:
+                run_backward(f32, cnp.PyArray_DATA(da), cnp.PyArray_DATA(dx), n,
+                             <const uint8_t *>cnp.PyArray_DATA(m), is_bits, c.scale, threads)
     return dx

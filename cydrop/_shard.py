@@ -162,7 +162,7 @@ def _kernel_run(seed, offset, thr, scale, threads):
         if src is None:
             _kernels.mask(keep.shape[0], seed, offset + g, thr, None, keep, threads)
         else:
-            _kernels.forward(src, dst, seed, offset + g, thr, scale, None, keep, threads)
+            _common.run_forward(src, dst, seed, offset + g, thr, scale, None, keep, threads)
     return run
 
 
@@ -201,7 +201,7 @@ def fill(block, src, dst, keep, scale, threads, run, span_mask):
         k = np.empty(block.size, dtype=np.uint8) if keep is None else keep
         np.copyto(k.reshape(block.shape), view)
         if src is not None:
-            _kernels.backward(src, dst, k, False, scale, threads)
+            _common.run_backward(src, dst, k, False, scale, threads)
         return
     n = block.run_length
     for r, g in enumerate(block.run_starts().tolist()):

@@ -15,6 +15,10 @@ from cydrop._contract import INDEX_LIMIT, UINT64_MAX
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 MASK_MODES = ("recompute", "bits", "bytes")
+# The ops that take float16 and bfloat16 (ml_dtypes.bfloat16) too: every other op and layer
+# names them in its TypeError (see dtype_error).
+HALF_OPS = ("dropout, dropout_backward, dropout_forward (CS231n), fused.bias_relu_dropout, "
+            "variants.dropout_nd and its spatial/channel/locked forms, and the nn dropout layers")
 
 
 def _short(value):
@@ -106,9 +110,39 @@ def check_mask_mode(mask):
     return str(mask)        # numpy.str_ and other str subclasses become a plain str
 
 
-def check_float_dtype(dtype, name):
-    """Return ``dtype`` as a NumPy dtype if it is float32 or float64 (any byte order), else raise
-    TypeError naming ``name`` (also for what ``np.dtype`` cannot read, None included)."""
+def half_format(dtype):
+    """``'f16'`` for float16, ``'bf16'`` for ml_dtypes' bfloat16 (either byte order), else None.
+
+    bfloat16 is recognised by its dtype alone (name, size and defining module), so ml_dtypes is
+    never imported here: only a caller that already holds such an array has loaded it.
+    """
+    if not isinstance(dtype, np.dtype) or dtype.fields is not None or dtype.itemsize != 2:
+        return None
+    if dtype.kind == "f":
+        return "f16"
+    if (dtype.name == "bfloat16"
+            and getattr(dtype.type, "__module__", "").partition(".")[0] == "ml_dtypes"):
+        return "bf16"
+    return None
+
+
+def dtype_error(dtype, name, half=False):
+    """The one TypeError for an unsupported dtype: names ``name``, the dtype and the supported
+    ones (``half``: whether the call takes float16 and bfloat16 too)."""
+    if half:
+        return TypeError(f"{name} has dtype {dtype}; only float32 and float64 are supported, "
+                         f"and float16 and bfloat16 (ml_dtypes.bfloat16) by this op")
+    if half_format(dtype) is not None:
+        return TypeError(f"{name} has dtype {dtype}; only float32 and float64 are supported "
+                         f"here (float16 and bfloat16 only by {HALF_OPS}; cast with "
+                         f".astype(np.float32) first)")
+    return TypeError(f"{name} has dtype {dtype}; only float32 and float64 are supported")
+
+
+def check_float_dtype(dtype, name, *, half=False):
+    """Return ``dtype`` as a NumPy dtype if it is float32 or float64 (any byte order), or with
+    ``half`` float16 or bfloat16, else raise TypeError naming ``name`` (also for what
+    ``np.dtype`` cannot read, None included)."""
     given = dtype
     try:
         dtype = None if given is None else np.dtype(given)
@@ -116,10 +150,10 @@ def check_float_dtype(dtype, name):
         dtype = None
     if dtype is None:
         raise TypeError(f"{name} must be float32 or float64, got {_short(given)}")
+    if half and half_format(dtype) is not None:
+        return dtype
     if dtype.fields is not None or dtype.kind != "f" or dtype.itemsize not in (4, 8):
-        hint = " (cast with .astype(np.float32) first)" if dtype == np.float16 else ""
-        raise TypeError(
-            f"{name} has dtype {dtype}; only float32 and float64 are supported{hint}")
+        raise dtype_error(dtype, name, half)
     return dtype
 
 
@@ -133,8 +167,9 @@ def as_ndarray(x, name="x"):
     return np.asarray(x)
 
 
-def as_float_array(x, name="x"):
-    """Return ``x`` as an ndarray of native float32 or float64, without copying when possible.
+def as_float_array(x, name="x", *, half=False):
+    """Return ``x`` as an ndarray of native float32 or float64 (with ``half``, float16 and
+    bfloat16 too), without copying when possible.
 
     ndarray subclasses are viewed as plain ndarrays (see :func:`as_ndarray`).
     """
@@ -146,7 +181,7 @@ def as_float_array(x, name="x"):
             x = np.asarray(x)
         except Exception as exc:  # ragged lists and the like
             raise TypeError(f"{name} must be array-like of floats: {exc}") from None
-    check_float_dtype(x.dtype, name)
+    check_float_dtype(x.dtype, name, half=half)
     if not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))
     return x
@@ -248,8 +283,9 @@ def check_mask_out(mask_out, mask, x, others):
 def check_dout(dout, shape, dtype, name="dout", of="forward input"):
     """``dout`` as a native float array of the forward call's ``shape`` and ``dtype``: a wrong
     shape is a ValueError, a wrong dtype a TypeError, both naming ``name`` and what they must
-    match (``of``: "forward input" or "forward output")."""
-    dout = as_float_array(dout, name)
+    match (``of``: "forward input" or "forward output"). A 16-bit ``dout`` is read, so that a
+    forward of another dtype reports the mismatch."""
+    dout = as_float_array(dout, name, half=True)
     if dout.shape != tuple(shape):
         raise ValueError(f"{name} must have the {of}'s shape {tuple(shape)}, got {dout.shape}")
     if dout.dtype != dtype:
@@ -322,15 +358,18 @@ def check_real(value, name, *, low=None, low_inclusive=True, high=None, high_inc
     return as_float
 
 
-def check_native_float_dtype(dtype, name):
+def check_native_float_dtype(dtype, name, *, half=False):
     """Return ``dtype`` (a NumPy dtype, or what ``np.dtype`` accepts, None refused) if it is native
-    float32 or float64, else raise TypeError naming ``name``."""
+    float32 or float64 (with ``half``, native float16 or bfloat16 too), else raise TypeError
+    naming ``name``."""
     if dtype is None:
         raise TypeError(f"{name} must be float32 or float64, got None")
     try:
         dtype = np.dtype(dtype)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be float32 or float64, got {_short(dtype)}") from None
+    if half and half_format(dtype) is not None and dtype.isnative:
+        return dtype
     if dtype not in FLOAT_DTYPES or not dtype.isnative or dtype.fields is not None:
         raise TypeError(f"{name} must be native float32 or float64, got {dtype}")
     return dtype

@@ -35,6 +35,16 @@ def dropout(
     scale: float,
     n_threads: int = 1,
 ) -> None: ...
+def bcast_half(
+    x: npt.NDArray[np.uint16],
+    y: npt.NDArray[np.uint16],
+    keep: npt.NDArray[np.uint8],
+    shape: npt.NDArray[np.int64],
+    mstride: npt.NDArray[np.int64],
+    scale: float,
+    n_threads: int = 1,
+    bf16: bool = False,
+) -> None: ...
 def bcast(
     x: npt.NDArray[_Float],
     y: npt.NDArray[_Float],

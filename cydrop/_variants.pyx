@@ -168,6 +168,55 @@ def bcast(const floating[::1] x,      # IN, C order, shape `shape`
                   (c.rows + c.per - 1) // c.per, n, n_threads)
 
 
+cdef void _broadcast_f16_task(void *ctx, int64_t t) noexcept nogil:
+    cdef BroadcastCtx *c = <BroadcastCtx *>ctx
+    cdef int64_t r0 = t * c.per
+    c.k.broadcast_apply_f16(<const uint16_t *>c.x, <uint16_t *>c.y, c.keep, c.nd, c.shape,
+                            c.mstride, <float>c.scale, r0, min(c.rows, r0 + c.per))
+
+
+cdef void _broadcast_bf16_task(void *ctx, int64_t t) noexcept nogil:
+    cdef BroadcastCtx *c = <BroadcastCtx *>ctx
+    cdef int64_t r0 = t * c.per
+    c.k.broadcast_apply_bf16(<const uint16_t *>c.x, <uint16_t *>c.y, c.keep, c.nd, c.shape,
+                             c.mstride, <float>c.scale, r0, min(c.rows, r0 + c.per))
+
+
+def bcast_half(const uint16_t[::1] x,      # IN, float16 or bfloat16 bits, C order
+               uint16_t[::1] y,            # OUT (may be x)
+               const uint8_t[::1] keep, const int64_t[::1] shape,
+               const int64_t[::1] mstride, double scale, int n_threads=1, bint bf16=False):
+    """:func:`bcast` for a 16-bit format: kept y = T(float32(x) * scale), dropped +0.0."""
+    cdef int nd = shape.shape[0], d
+    cdef int64_t n = x.shape[0], length
+    cdef BroadcastCtx c
+    if n == 0:
+        return
+    if not 1 <= nd <= 64 or mstride.shape[0] != nd:
+        raise ValueError(f"shape and mstride must have the same length, 1 to 64, got "
+                         f"{nd} and {mstride.shape[0]}")
+    cdef object total = 1, last = 0
+    for d in range(nd):
+        if shape[d] < 1 or mstride[d] < 0:
+            raise ValueError(f"shape must be positive and mstride non-negative, got "
+                             f"shape[{d}]={shape[d]}, mstride[{d}]={mstride[d]}")
+        total *= <object>shape[d]
+        last += (<object>shape[d] - 1) * <object>mstride[d]
+    if total != n:
+        raise ValueError(f"shape must describe x's {n} elements, got {total}")
+    _check_len("y", y.shape[0], n)
+    if keep.shape[0] <= last:
+        raise ValueError(f"keep must have at least {last + 1} elements, got {keep.shape[0]}")
+    length = shape[nd - 1]
+    c.k, c.x, c.y, c.keep = active_kernels(), &x[0], &y[0], &keep[0]
+    c.nd, c.shape, c.mstride, c.scale = nd, &shape[0], &mstride[0], scale
+    c.rows = n // length
+    c.per = max(1, CYDROP_CHUNK // length)
+    with nogil:
+        run_tasks(_broadcast_bf16_task if bf16 else _broadcast_f16_task, &c,
+                  (c.rows + c.per - 1) // c.per, n, n_threads)
+
+
 # ---------------------------------------------------------------- exact-k masks (one row a task)
 
 ctypedef struct ExactKCtx:

@@ -17,8 +17,8 @@ from cydrop._seeds import resolve_seed
 __all__ = ["FusedCache", "bias_relu_dropout", "bias_relu_dropout_backward"]
 
 
-def _matrix(a, name):
-    a = _validation.as_float_array(a, name)
+def _matrix(a, name, half=True):
+    a = _validation.as_float_array(a, name, half=half)
     if a.ndim != 2:
         raise ValueError(f"{name} must be 2-D (rows, units), got shape {a.shape}")
     return a
@@ -33,11 +33,14 @@ def bias_relu_dropout(z, b, rate=0.5, *, training=True, seed=None, offset=0, out
 
     Parameters
     ----------
-    z : ndarray of float32 or float64, shape (rows, units)
+    z : ndarray of float32, float64, float16 or bfloat16, shape (rows, units)
         Pre-activation, e.g. ``x @ W``. An ndarray subclass (``np.matrix``) is read as a plain
-        ndarray.
+        ndarray. A 16-bit ``z`` is computed in float32: ``v = float32(z) + b``, then a kept
+        element is ``dtype(max(v, 0) * scale)`` (rounded to nearest even; a NaN ``v`` gives 0,
+        as in float32) and a dropped one ``+0.0`` (``cydrop.reference.bias_relu_dropout``).
     b : ndarray, shape (units,)
-        Bias, same dtype as ``z``.
+        Bias, same dtype as ``z``; for a 16-bit ``z`` float32 (the trainer's parameters) or
+        ``z``'s dtype, read as float32.
     rate : float, default=0.5
         Drop probability, ``0 <= rate <= 1``.
     training : bool, default=True
@@ -76,10 +79,14 @@ def bias_relu_dropout(z, b, rate=0.5, *, training=True, seed=None, offset=0, out
     True
     """
     z = _matrix(z, "z")
-    b = _validation.as_float_array(b, "b")
+    fmt = _validation.half_format(z.dtype)
+    b = _validation.as_float_array(b, "b", half=fmt is not None)
     if b.shape != (z.shape[1],):
         raise ValueError(f"b must have shape ({z.shape[1]},) to match z's units, got {b.shape}")
-    if b.dtype != z.dtype:
+    if fmt is not None:
+        if b.dtype not in (z.dtype, np.dtype(np.float32)):
+            raise TypeError(f"b must have z's dtype {z.dtype} or float32, got {b.dtype}")
+    elif b.dtype != z.dtype:
         raise TypeError(f"b must have z's dtype {z.dtype}, got {b.dtype}")
     rate = _validation.check_probability(rate, "rate")
     training = _validation.check_bool(training, "training")
@@ -89,6 +96,9 @@ def bias_relu_dropout(z, b, rate=0.5, *, training=True, seed=None, offset=0, out
     dst, writeback = _common.destination(out, z, "out", [("b", b)])
     zc = _validation.aligned_contiguous(z)
     bc = _validation.aligned_contiguous(b)
+    if fmt is not None:
+        return _forward_half(zc, bc.astype(np.float32), dst, writeback, out, rate, training,
+                             seed, offset, threads, fmt)
     if not training or rate == 0.0:
         thr, scale, seed, offset = _contract.THRESHOLD_ONE, 1.0, None, None
         _kernels.bias_relu_dropout(zc, bc, dst, 0, 0, thr, scale, threads)
@@ -99,6 +109,21 @@ def bias_relu_dropout(z, b, rate=0.5, *, training=True, seed=None, offset=0, out
     dst = _common.finish(dst, writeback)
     # The cache holds the plain-ndarray view of the result (out= may be a subclass, returned as
     # given): what its validation, and the kernel, expect.
+    return (dst if out is None else out), FusedCache(
+        dst, scale, rate if seed is not None else 0.0, seed, offset)
+
+
+def _forward_half(zc, b32, dst, writeback, out, rate, training, seed, offset, threads, fmt):
+    """bias_relu_dropout's 16-bit path (arguments validated), through the 16-bit kernel."""
+    if not training or rate == 0.0:
+        thr, scale, seed, offset = _contract.THRESHOLD_ONE, 1.0, None, None
+    else:
+        seed = resolve_seed(seed)
+        thr, scale = _contract.threshold_and_scale(rate)
+    _kernels.bias_relu_dropout_half(zc.view(np.uint16), b32, dst.view(np.uint16),
+                                    0 if seed is None else seed, offset or 0, thr, scale,
+                                    threads, fmt == "bf16")
+    dst = _common.finish(dst, writeback)
     return (dst if out is None else out), FusedCache(
         dst, scale, rate if seed is not None else 0.0, seed, offset)
 
@@ -119,9 +144,10 @@ def bias_relu_dropout_backward(dout, cache, *, out=None):
     Returns
     -------
     dz : ndarray, shape (rows, units)
-        ``dout * scale`` where the forward output is positive, ``+0.0`` elsewhere.
+        ``dout * scale`` where the forward output is positive, ``+0.0`` elsewhere; for 16-bit
+        ``dout``, ``dtype(float32(dout) * scale)`` there.
     db : ndarray, shape (units,)
-        ``dz`` summed over rows.
+        ``dz`` summed over rows; float32 for a 16-bit ``dout`` (the bias is float32).
 
     Raises
     ------
@@ -134,8 +160,23 @@ def bias_relu_dropout_backward(dout, cache, *, out=None):
     dout = _validation.check_dout(_matrix(dout, "dout"), a.shape, a.dtype, of="forward output")
     dst, writeback = _common.destination(out, dout, "out",
                                          [("the cache's forward output (cache.out)", cache.out)])
+    if _validation.half_format(a.dtype) is not None:
+        return _backward_half(_validation.aligned_contiguous(dout), a, dst, writeback, out,
+                              st.scale)
     db = np.empty(a.shape[1], dtype=a.dtype)
     _kernels.bias_relu_dropout_backward(_validation.aligned_contiguous(dout), a, dst, db,
                                         st.scale)
+    dst = _common.finish(dst, writeback)
+    return (dst if out is None else out), db
+
+
+def _backward_half(dout, a, dst, writeback, out, scale):
+    """bias_relu_dropout_backward's 16-bit path: dz by the 16-bit rule, db in float32."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        g = (dout.astype(np.float32) * np.float32(scale)).astype(a.dtype)
+    pos = a.astype(np.float32) > 0
+    np.copyto(dst, np.where(pos, g, np.zeros((), dtype=a.dtype)))
+    db = np.add.reduce(dst.astype(np.float32), axis=0) if dst.shape[0] else \
+        np.zeros(a.shape[1], dtype=np.float32)
     dst = _common.finish(dst, writeback)
     return (dst if out is None else out), db

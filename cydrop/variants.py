@@ -82,7 +82,7 @@ def dropout_nd(x, rate=0.5, *, noise_shape=None, broadcast_axes=None, training=T
 
     Parameters
     ----------
-    x : array_like of float32 or float64, any shape
+    x : array_like of float32, float64, float16 or bfloat16 (16-bit: as cydrop.dropout), any shape
     rate : float, default=0.5
         Probability of DROPPING a mask element, ``0 <= rate <= 1``. Kept elements are scaled
         by ``65536 / round((1 - rate) * 65536)``, the inverse of the realised keep probability.
@@ -130,7 +130,7 @@ def dropout_nd(x, rate=0.5, *, noise_shape=None, broadcast_axes=None, training=T
     >>> cache.keep.shape, bool((y == y[:, :, :1]).all())
     ((2, 3, 1), True)
     """
-    x, rate, training, seed, threads = op_args(x, rate, training, seed, n_threads)
+    x, rate, training, seed, threads = op_args(x, rate, training, seed, n_threads, half=True)
     mshape = _p.mask_shape(x.shape, noise_shape, broadcast_axes)
     msize = int(np.prod(mshape, dtype=object))
     offset = _validation.check_offset(offset, msize)
@@ -151,7 +151,7 @@ def dropout_nd_backward(dout, cache, *, n_threads=None):
 
     Parameters
     ----------
-    dout : ndarray of float32 or float64, the forward input's shape and dtype
+    dout : ndarray of float32, float64, float16 or bfloat16, the forward input's shape and dtype
     cache : VariantCache
     n_threads : int or None, default=None
         Threads (any nonzero int, capped at the usable cores); never changes the result.
@@ -181,7 +181,7 @@ def spatial_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, n_thread
     ValueError
         If ``x`` does not have 3, 4 or 5 dimensions.
     """
-    x = _validation.as_float_array(x, "x")
+    x = _validation.as_float_array(x, "x", half=True)
     if x.ndim not in (3, 4, 5):
         raise ValueError(f"x must have 3, 4 or 5 dimensions (N, C, *spatial) for spatial "
                          f"dropout, got shape {x.shape}")
@@ -202,7 +202,7 @@ def locked_dropout(x, rate=0.5, *, time_axis=0, training=True, seed=None, offset
     ValueError
         If ``x`` has fewer than 2 dimensions or ``time_axis`` is out of range.
     """
-    x = _validation.as_float_array(x, "x")
+    x = _validation.as_float_array(x, "x", half=True)
     if x.ndim < 2:
         raise ValueError(f"x must have at least 2 dimensions (time and features) for locked "
                          f"dropout, got shape {x.shape}")

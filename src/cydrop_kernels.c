@@ -2,7 +2,8 @@
  * cydrop_kernels.c -- builds every kernel once per ISA and says which ISAs the CPU can run.
  *
  * The baseline is plain C for any target (SSE2 on x86-64). On x86-64 with GCC or clang, AVX2 and
- * AVX-512 builds of the same source are compiled beside it with `#pragma GCC target`, and the
+ * AVX-512 builds of the same source are compiled beside it with `#pragma GCC target` (both with
+ * F16C, which every AVX2 CPU has: the float16 conversions of cydrop_half_impl.h), and the
  * Cython layer picks the best supported one once at import (CYDROP_ISA pins one).
  *
  * Floating-point contraction must stay off (setup.py passes -std=c99 -ffp-contract=off; clang
@@ -40,7 +41,6 @@ typedef uint64_t cydrop_v64 __attribute__((vector_size(64)));
 #define cydrop_vnat cydrop_v16
 #define CYDROP_NV 4
 #include "cydrop_kernels_impl.h"
-#include "cydrop_modern_impl.h"
 #undef CYDROP_ISA
 #undef cydrop_vnat
 #undef CYDROP_NV
@@ -49,31 +49,29 @@ typedef uint64_t cydrop_v64 __attribute__((vector_size(64)));
 #define CYDROP_X86_ISAS 1
 
 #pragma GCC push_options
-#pragma GCC target("avx2")
+#pragma GCC target("avx2,f16c")
 #define CYDROP_ISA avx2
 #define cydrop_vnat cydrop_v32
 #define CYDROP_NV 2
 #include "cydrop_kernels_impl.h"
-#include "cydrop_modern_impl.h"
 #undef CYDROP_ISA
 #undef cydrop_vnat
 #undef CYDROP_NV
 #pragma GCC pop_options
 
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c")
 #define CYDROP_ISA avx512
 #define cydrop_vnat cydrop_v64
 #define CYDROP_NV 1
 #include "cydrop_kernels_impl.h"
-#include "cydrop_modern_impl.h"
 #undef CYDROP_ISA
 #undef cydrop_vnat
 #undef CYDROP_NV
 #pragma GCC pop_options
 #endif
 
-static const cydrop_kernels *const cydrop_base[] = {
+static const cydrop_kernels *const cydrop_all[] = {
     &cydrop_table_baseline,
 #ifdef CYDROP_X86_ISAS
     &cydrop_table_avx2,
@@ -81,27 +79,9 @@ static const cydrop_kernels *const cydrop_base[] = {
 #endif
 };
 
-#define CYDROP_NISAS ((int)(sizeof cydrop_base / sizeof cydrop_base[0]))
-
-/* The tables handed out: each ISA's table of cydrop_kernels_impl.h, completed with its modern
- * block (cydrop_modern_impl.h), once, on the first call (the import of cydrop._kernels). */
-static cydrop_kernels cydrop_full[CYDROP_NISAS];
-static const cydrop_kernels *cydrop_all[CYDROP_NISAS];
-
 const cydrop_kernels *const *cydrop_isas(int *count)
 {
-    if (!cydrop_all[0]) {
-        for (int i = 0; i < CYDROP_NISAS; i++)
-            cydrop_full[i] = *cydrop_base[i];
-        cydrop_modern_fill_baseline(&cydrop_full[0]);
-#ifdef CYDROP_X86_ISAS
-        cydrop_modern_fill_avx2(&cydrop_full[1]);
-        cydrop_modern_fill_avx512(&cydrop_full[2]);
-#endif
-        for (int i = 0; i < CYDROP_NISAS; i++)
-            cydrop_all[i] = &cydrop_full[i];
-    }
-    *count = CYDROP_NISAS;
+    *count = (int)(sizeof cydrop_all / sizeof cydrop_all[0]);
     return cydrop_all;
 }
 
@@ -109,11 +89,12 @@ int cydrop_isa_supported(const cydrop_kernels *k)
 {
 #ifdef CYDROP_X86_ISAS
     __builtin_cpu_init();
-    if (k == &cydrop_table_avx2 || k == &cydrop_full[1])
-        return __builtin_cpu_supports("avx2");
-    if (k == &cydrop_table_avx512 || k == &cydrop_full[2])
+    if (k == &cydrop_table_avx2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    if (k == &cydrop_table_avx512)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("f16c");
 #endif
     return k != NULL;
 }

@@ -107,6 +107,23 @@ typedef void (*cydrop_gaussian_dropout_f64_fn)(const double *x, double *y, int64
                                                uint64_t key, uint64_t offset, double sigma,
                                                int64_t t);
 
+/* ---- float16 and bfloat16 (see cydrop_half_impl.h): the data as uint16 bits, the arithmetic
+ * in float32: kept y = T(float32(x) * scale) rounded to nearest even, dropped y = +0.0. The
+ * fused kernel's bias stays float32 (the trainer's parameters are float32). */
+typedef void (*cydrop_forward_h16_fn)(const uint16_t *x, uint16_t *y, int64_t n, uint64_t key,
+                                      uint64_t offset, uint32_t thr, float scale, uint8_t *bits,
+                                      uint8_t *bytes, int64_t t);
+typedef void (*cydrop_backward_h16_fn)(const uint16_t *dy, uint16_t *dx, int64_t n,
+                                       const uint8_t *mask, int is_bits, float scale, int64_t t);
+typedef void (*cydrop_broadcast_apply_h16_fn)(const uint16_t *x, uint16_t *y,
+                                              const uint8_t *keep, int nd, const int64_t *shape,
+                                              const int64_t *mstride, float scale, int64_t r0,
+                                              int64_t r1);
+typedef void (*cydrop_bias_relu_dropout_h16_fn)(const uint16_t *z, const float *b, uint16_t *a,
+                                                int64_t n, int64_t m, uint64_t key,
+                                                uint64_t offset, uint32_t thr, float scale,
+                                                int64_t t);
+
 /* ---- modern dropout (see cydrop_modern_impl.h; cydrop/testing/reference_modern.py is the twin) */
 /* Chunk t of y := res + where(keep, (x + bias[i % m]) * scale, +0.0) (res and bias may be NULL:
  * no add). keep of element i is draw(offset + i) < thr, or, when rowkeep is not NULL,
@@ -150,8 +167,16 @@ typedef struct {
     cydrop_standard_normal_fn standard_normal;
     cydrop_gaussian_dropout_f32_fn gaussian_dropout_f32;
     cydrop_gaussian_dropout_f64_fn gaussian_dropout_f64;
-    /* modern dropout: filled by cydrop_kernels.c from cydrop_modern_impl.h (keep this block
-       last: entries initialised positionally in cydrop_kernels_impl.h come before it) */
+    /* ---- float16 / bfloat16 (cydrop_half_impl.h) */
+    cydrop_forward_h16_fn forward_f16;
+    cydrop_forward_h16_fn forward_bf16;
+    cydrop_backward_h16_fn backward_f16;
+    cydrop_backward_h16_fn backward_bf16;
+    cydrop_broadcast_apply_h16_fn broadcast_apply_f16;
+    cydrop_broadcast_apply_h16_fn broadcast_apply_bf16;
+    cydrop_bias_relu_dropout_h16_fn bias_relu_dropout_f16;
+    cydrop_bias_relu_dropout_h16_fn bias_relu_dropout_bf16;
+    /* ---- modern dropout (cydrop_modern_impl.h) */
     cydrop_dropout_add_f32_fn dropout_add_f32;
     cydrop_dropout_add_f64_fn dropout_add_f64;
     cydrop_softmax_dropout_f32_fn softmax_dropout_f32;

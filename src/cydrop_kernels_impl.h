@@ -693,6 +693,8 @@ CYDROP_DEFINE_FUSED(double, f64, uint64_t)
 #undef CYDROP_DEFINE_FUSED
 
 #include "cydrop_variants_impl.h"
+#include "cydrop_half_impl.h"
+#include "cydrop_modern_impl.h"
 
 static const cydrop_kernels CYDROP_FN(cydrop_table) = {
     CYDROP_STR(CYDROP_ISA),
@@ -708,6 +710,14 @@ static const cydrop_kernels CYDROP_FN(cydrop_table) = {
     CYDROP_FN(cydrop_alpha_dropout_f32), CYDROP_FN(cydrop_alpha_dropout_f64),
     CYDROP_FN(cydrop_standard_normal),
     CYDROP_FN(cydrop_gaussian_dropout_f32), CYDROP_FN(cydrop_gaussian_dropout_f64),
+    /* ---- float16 / bfloat16 */
+    CYDROP_FN(cydrop_forward_f16), CYDROP_FN(cydrop_forward_bf16),
+    CYDROP_FN(cydrop_backward_f16), CYDROP_FN(cydrop_backward_bf16),
+    CYDROP_FN(cydrop_broadcast_apply_f16), CYDROP_FN(cydrop_broadcast_apply_bf16),
+    CYDROP_FN(cydrop_bias_relu_dropout_f16), CYDROP_FN(cydrop_bias_relu_dropout_bf16),
+    /* ---- modern dropout */
+    CYDROP_FN(cydrop_dropout_add_f32), CYDROP_FN(cydrop_dropout_add_f64),
+    CYDROP_FN(cydrop_softmax_dropout_f32), CYDROP_FN(cydrop_softmax_dropout_f64),
 };
 
 #undef CYDROP_DEFINE_KERNELS

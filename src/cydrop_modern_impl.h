@@ -2,10 +2,9 @@
  * cydrop_modern_impl.h -- the modern dropout kernels (dropout + residual add, stochastic depth,
  * softmax + dropout), compiled once per ISA.
  *
- * cydrop_kernels.c includes this file right after each ISA's cydrop_kernels_impl.h, under the
- * same `#pragma GCC target`, so the kernels below use that build's generator
- * (cydrop_fill_draws_<isa>) and enter that ISA's dispatch table through
- * cydrop_modern_fill_<isa>. cydrop/testing/reference_modern.py reimplements every kernel in
+ * cydrop_kernels_impl.h includes this file before its table, once per ISA under that ISA's
+ * `#pragma GCC target`, so the kernels below use that build's generator
+ * (cydrop_fill_draws_<isa>) and enter the table as its last block. cydrop/testing/reference_modern.py reimplements every kernel in
  * NumPy, bit for bit.
  *
  * Bits: only IEEE additions, multiplications and one division touch the data, each rounded on
@@ -390,16 +389,6 @@ CYDROP_DEFINE_ADD_STEPS(double, f64)
 CYDROP_DEFINE_MODERN(float, uint32_t, f32)
 CYDROP_DEFINE_MODERN(double, uint64_t, f64)
 #undef CYDROP_DEFINE_MODERN
-
-/* The modern block of this ISA's table (cydrop_kernels.c copies the rest from
- * cydrop_kernels_impl.h's table). */
-static void CYDROP_MFN(cydrop_modern_fill)(cydrop_kernels *k)
-{
-    k->dropout_add_f32 = CYDROP_MFN(cydrop_dropout_add_f32);
-    k->dropout_add_f64 = CYDROP_MFN(cydrop_dropout_add_f64);
-    k->softmax_dropout_f32 = CYDROP_MFN(cydrop_softmax_dropout_f32);
-    k->softmax_dropout_f64 = CYDROP_MFN(cydrop_softmax_dropout_f64);
-}
 
 #undef CYDROP_MFN
 #undef CYDROP_MCAT

@@ -364,6 +364,9 @@ def main(argv=None, prog="python -m cydrop bench"):
     parser.add_argument("--floors", type=_parse_sizes, default=None, metavar="SIZES",
                         help="sizes of the matched-floor table (default: 64K,256K,1M,4M,16M,64M "
                              "with --report, none otherwise)")
+    parser.add_argument("--half", type=_parse_sizes, default=None, metavar="SIZES",
+                        help="sizes of the float16/bfloat16 table (against float32 and a "
+                             "same-bytes floor; default: 16M with --report, none otherwise)")
     parser.add_argument("--report", metavar="DIR",
                         help="also write DIR/bench.md, DIR/bench.json (with the machine) and, "
                              "with matplotlib, DIR/bench.png")
@@ -400,6 +403,12 @@ def main(argv=None, prog="python -m cydrop bench"):
         text += _team_tables(args, threads, data)
     finally:
         _parallel.load_feedback(feedback_was)
+    half_sizes = args.half if args.half is not None else (
+        [("16M", SIZES["16M"])] if args.report else [])
+    if half_sizes:
+        from . import bench_half
+        text += "\n\n" + bench_half.table(
+            bench_half.measure(half_sizes, threads, args.repeat, _round_robin, torch), threads)
     print(text)
     if args.report:
         os.makedirs(args.report, exist_ok=True)

@@ -59,10 +59,20 @@ class DropoutBase(Module):
         If ``rate`` is outside the allowed range (however large), or ``n_threads`` is 0.
     TypeError
         If ``rate`` is not a real number, or ``n_threads`` is not an int or None.
+
+    Notes
+    -----
+    :class:`Dropout`, :class:`BroadcastDropout`, :class:`SpatialDropout` and
+    :class:`LockedDropout` also take float16 and bfloat16 (``ml_dtypes.bfloat16``) inputs and
+    keep their dtype (kept elements ``dtype(float32(x) * scale)``, as :func:`cydrop.dropout`);
+    the other layers raise the TypeError of ``cydrop._validation.dtype_error``
+    (``half_ok`` says which).
     """
 
     #: Can ``_apply`` share one mask across the batch axis itself (``fixed_mask=True``)?
     _fixed_native = False
+    #: Does the layer take float16 and bfloat16 inputs (through a 16-bit kernel)?
+    half_ok = False
 
     def __init__(self, rate=0.5, *, seed=None, n_threads=None):
         super().__init__()
@@ -121,7 +131,7 @@ class DropoutBase(Module):
         -------
         out : ndarray, same shape and dtype as ``x``
         """
-        x = _validation.as_float_array(x, "x")        # before the stream advances
+        x = _validation.as_float_array(x, "x", half=self.half_ok)   # before the stream advances
         if not self.training or self.rate == 0.0:
             self._cache = None
             return x
@@ -163,7 +173,7 @@ class DropoutBase(Module):
         -------
         out : ndarray, same shape and dtype as ``x``
         """
-        x = _validation.as_float_array(x, "x")
+        x = _validation.as_float_array(x, "x", half=self.half_ok)
         if self.rate == 0.0:
             return x
         if not fixed_mask or self._fixed_native:
@@ -234,6 +244,7 @@ class Dropout(DropoutBase):
 
     fusion = "dropout"
     _fixed_native = True
+    half_ok = True
 
     def _draws(self, x, fixed_mask):
         return int(np.prod(x.shape[1:], dtype=np.int64)) if fixed_mask else x.size
@@ -274,6 +285,7 @@ class BroadcastDropout(DropoutBase):
     """
 
     _fixed_native = True
+    half_ok = True
 
     def __init__(self, rate=0.5, broadcast_axes=(), *, seed=None, n_threads=None):
         super().__init__(rate, seed=seed, n_threads=n_threads)

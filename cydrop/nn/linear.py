@@ -57,6 +57,15 @@ class Dense(Module):
         For a dtype other than native float32 / float64, or a penalty or ``init`` std that is
         not a real number.
 
+    Notes
+    -----
+    A float16 or bfloat16 (``ml_dtypes.bfloat16``) input runs with float32/float64 master
+    weights: parameters and gradients stay in ``dtype``, the input is widened exactly, the
+    product is computed in ``dtype``, and the output (and ``dx`` in backward) is rounded back
+    to the input's dtype. A fused Dense-ReLU-Dropout run (:class:`cydrop.nn.Sequential`) rounds
+    ``x @ W`` and the bias to the input's dtype before its 16-bit kernel, so it agrees with the
+    unfused run to 16-bit rounding, not bit for bit.
+
     Examples
     --------
     >>> import numpy as np
@@ -114,8 +123,22 @@ class Dense(Module):
         -------
         out : ndarray of shape (N, M)
         """
+        x, half = self._widen(x)
         out, self._cache = F.affine_forward(x, self._params["W"], self._params["b"])
-        return out
+        return out if half is None else out.astype(half)
+
+    def _widen(self, x):
+        """A float16/bfloat16 ``x`` in the parameters' dtype (exact), and the 16-bit dtype that
+        activations and ``dx`` are cast back to (None for any other ``x``, left as is).
+
+        The dtype rule of 16-bit runs: parameters, gradients and the matrix product stay in the
+        layer's dtype (float32 master weights); only what flows between layers is 16-bit."""
+        dt = getattr(x, "dtype", None)
+        if isinstance(dt, np.dtype) and _validation.half_format(dt) is not None:
+            self._half = dt
+            return np.asarray(x).astype(self._params["W"].dtype), dt
+        self._half = None
+        return x, None
 
     def forward_unbiased(self, x):
         """Compute ``x @ W`` without the bias, keeping the cache :meth:`backward` needs.
@@ -127,7 +150,8 @@ class Dense(Module):
         Parameters
         ----------
         x : ndarray of shape (N, D)
-            Converted to native float32 / float64 first.
+            Converted to native float32 / float64 first; float16 / bfloat16 as in
+            :meth:`forward` (``z`` is then cast back to ``x``'s dtype).
 
         Returns
         -------
@@ -139,14 +163,15 @@ class Dense(Module):
         ValueError
             If the flattened width of ``x`` is not ``D``.
         """
-        x = _validation.as_float_array(x, "x")
+        x = _validation.as_float_array(x, "x", half=True)
+        x, half = self._widen(x)
         w, b = self._params["W"], self._params["b"]
         x2 = x.reshape(x.shape[0], -1)
         if x2.shape[1] != w.shape[0]:
             raise ValueError(f"x must have {w.shape[0]} features per example to match w of shape "
                              f"{w.shape}, got x of shape {x.shape}")
         self._cache = (x, w, b)
-        return x2 @ w
+        return x2 @ w if half is None else (x2 @ w).astype(half)
 
     def backward(self, dout, *, need_dx=True):
         """Back-propagate ``dout`` and store ``grads`` (penalties included).
@@ -168,9 +193,12 @@ class Dense(Module):
         """
         if self._cache is None:
             raise RuntimeError("Dense.backward called before forward")
+        half = getattr(self, "_half", None)
+        if half is not None:
+            dout = np.asarray(dout).astype(self._params["W"].dtype)
         dx, dw, db = F.affine_backward(dout, self._cache, need_dx=need_dx)
         self._store_grads(dw, db)
-        return dx
+        return dx if half is None or dx is None else dx.astype(half)
 
     def _store_grads(self, dw, db):
         """Add the penalties' gradients to ``dw`` and ``db`` (in place) and store both."""

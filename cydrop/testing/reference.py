@@ -25,7 +25,8 @@ import numpy as np
 
 from cydrop import _contract
 
-__all__ = ["keep_mask", "dropout", "dropout_backward", "threshold_and_scale"]
+__all__ = ["bias_relu_dropout", "keep_mask", "dropout", "dropout_backward",
+           "threshold_and_scale"]
 
 BLOCK = _contract.BLOCK
 LANES = 8
@@ -122,12 +123,26 @@ def keep_mask(size, rate, seed, offset=0):
     return draws[start:start + size].astype(np.uint32) < thr
 
 
+def _is_16bit(dtype):
+    """float16, or ml_dtypes' bfloat16 (recognised without importing ml_dtypes)."""
+    return dtype.itemsize == 2 and (dtype.kind == "f" or dtype.name == "bfloat16")
+
+
+def _scaled(x, scale32):
+    """``T(float32(x) * scale32)`` for a 16-bit ``x``: one float32 multiply, then NumPy's (or
+    ml_dtypes') conversion, round to nearest even; overflow gives inf, a NaN stays NaN."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (x.astype(np.float32) * scale32).astype(x.dtype)
+
+
 def dropout(x, rate, seed, offset=0):
     """Inverted dropout of ``x`` in C order: ``x * scale`` where kept, ``+0.0`` elsewhere.
 
     Parameters
     ----------
-    x : ndarray of float32 or float64
+    x : ndarray of float32, float64, float16 or bfloat16 (``ml_dtypes.bfloat16``)
+        A 16-bit ``x`` is computed in float32: a kept element is ``dtype(float32(x) * scale)``
+        with the float32 scale, rounded to nearest even.
     rate : float
         Drop probability, as in :func:`cydrop.dropout`.
     seed : int
@@ -138,11 +153,32 @@ def dropout(x, rate, seed, offset=0):
     out : ndarray, same shape and dtype as ``x``
     """
     x = np.asarray(x)
-    _, scale = threshold_and_scale(rate, x.dtype)
     m = keep_mask(x.size, rate, seed, offset).reshape(x.shape)
+    zero = np.zeros((), dtype=x.dtype)
+    if _is_16bit(x.dtype):
+        _, scale = threshold_and_scale(rate, np.float32)
+        return np.where(m, _scaled(x, scale), zero)
+    _, scale = threshold_and_scale(rate, x.dtype)
     with np.errstate(over="ignore", invalid="ignore"):
         y = x * scale
-    return np.where(m, y, x.dtype.type(0.0))
+    return np.where(m, y, zero)
+
+
+def bias_relu_dropout(z, b, rate, seed, offset=0):
+    """:func:`cydrop.fused.bias_relu_dropout` for a 16-bit ``z`` (float32 ``b``): in float32,
+    ``v = float32(z) + b``, ``r = v if v > 0 else 0`` (NaN gives 0), then kept elements are
+    ``dtype(r * scale)`` and dropped ones ``+0.0``; ``rate == 0`` keeps all with scale 1."""
+    z = np.asarray(z)
+    b = np.asarray(b, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = z.astype(np.float32) + b
+        r = np.where(v > 0, v, np.float32(0))
+        if rate == 0:
+            return r.astype(z.dtype)
+        _, scale = threshold_and_scale(rate, np.float32)
+        y = (r * scale).astype(z.dtype)
+    m = keep_mask(z.size, rate, seed, offset).reshape(z.shape)
+    return np.where(m, y, np.zeros((), dtype=z.dtype))
 
 
 def dropout_backward(dout, rate, seed, offset=0):

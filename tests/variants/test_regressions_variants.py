@@ -467,7 +467,7 @@ class _Sub(np.ndarray):
 BAD_FUSED_STATES = [
     ("out-list", dict(out=[[1.0]]), TypeError, "cache out"),
     ("out-1d", dict(out=np.ones(64 * 300, np.float32)), ValueError, "cache out must be 2-D"),
-    ("out-float16", dict(out=np.ones((64, 300), np.float16)), TypeError, "cache out"),
+    ("out-int32", dict(out=np.ones((64, 300), np.int32)), TypeError, "cache out"),
     ("out-subclass", dict(out=np.ones((64, 300), np.float32).view(_Sub)), TypeError,
      "cache out"),
     ("scale-str", dict(scale="x"), TypeError, "cache scale"),
