@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from cydrop import _cache, _contract, _kernels, _validation
+from cydrop import _cache, _common, _contract, _kernels, _validation
 from cydrop._openmp import effective_n_threads
 
 __all__ = ["Block", "SHORT_RUN", "ShardCache", "block_args", "check_block", "fill", "run_starts"]
@@ -326,7 +326,7 @@ class ShardCache(_cache.Cache):
             raise ValueError(f"cache mask_mode must be one of {_validation.MASK_MODES}, got "
                              f"{_short(mode)}")
         shape, size = _validation.check_dims(self.shape, "cache shape")
-        dtype = _validation.check_native_float_dtype(self.dtype, "cache dtype")
+        dtype = _validation.check_native_float_dtype(self.dtype, "cache dtype", half=True)
         rate = _validation.check_probability(self.rate, "cache rate")
         if rate == 0.0:
             raise ValueError("cache rate must satisfy 0 < cache rate <= 1 (a forward call at "

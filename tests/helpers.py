@@ -52,7 +52,7 @@ def run_python(args, *, env=None, cwd=None, timeout=120, **kwargs):
 def bits_of(a):
     """The raw bits of a float array, for bit-exact comparisons (NaN == NaN, +0 != -0)."""
     a = np.ascontiguousarray(a)
-    return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+    return a.view({2: np.uint16, 4: np.uint32}.get(a.dtype.itemsize, np.uint64))
 
 
 def run_forked(fn, timeout=60):

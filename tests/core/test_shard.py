@@ -299,3 +299,21 @@ def test_views_of_the_global_array_and_in_place_runs(mode):
         assert got is xb and not _shard.block_args(g, start, xb.shape, 2)[0].gathers()
         np.testing.assert_array_equal(bits_of(xb), bits_of(y[index]))
         np.testing.assert_array_equal(cb.keep_mask(), cache.keep_mask()[index])
+
+
+HALF = ["float16", "bfloat16"]
+
+
+@pytest.mark.parametrize("name", HALF)
+@pytest.mark.parametrize("shape, cuts", [
+    ((6, 40), [[], [13, 27]]),          # column blocks: short runs, the gather path
+    ((4, 3, 600), [[1], [], [300]]),    # long runs, one kernel call per run
+    ((9, 50), [[2, 7], []]),            # row blocks: one range, the ordinary call
+])
+def test_16_bit_blocks_reproduce_the_whole_array(name, shape, cuts):
+    # float16/bfloat16 blocks take the same dtype-dispatching kernels as whole arrays
+    if name == "bfloat16":
+        dtype = pytest.importorskip("ml_dtypes").bfloat16
+    else:
+        dtype = np.float16
+    check_split(shape, cuts, dtype=dtype, offset=4097, n_threads=2)
