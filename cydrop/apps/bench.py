@@ -407,8 +407,9 @@ def main(argv=None, prog="python -m cydrop bench"):
         [("16M", SIZES["16M"])] if args.report else [])
     if half_sizes:
         from . import bench_half
-        text += "\n\n" + bench_half.table(
-            bench_half.measure(half_sizes, threads, args.repeat, _round_robin, torch), threads)
+        half = bench_half.measure(half_sizes, threads, args.repeat, _round_robin, torch)
+        data["half"] = {"threads": threads, "times": half}
+        text += "\n\n" + bench_half.table(half, threads)
     print(text)
     if args.report:
         os.makedirs(args.report, exist_ok=True)

@@ -13,8 +13,8 @@ import numpy as np
 from cydrop import _core
 from cydrop._floor import stream_scale
 
-FLOOR = "16-bit floor (same bytes)"
-F32 = "float32 forward out="
+from .benchdata import HALF_F32 as F32
+from .benchdata import HALF_FLOOR as FLOOR
 
 
 def _bfloat16():
@@ -75,6 +75,6 @@ def table(results, threads):
             lines.append(f"| {label} | {name} | {t * 1e6:,.1f} us | {t / res[F32]:.2f}x | "
                          f"{t / res[FLOOR]:.2f}x |")
     lines += ["", "The floor is a STREAM scale over the same bytes on the same threads; the "
-              "issue's targets are <= 0.55x of float32 and <= 1.05x of the floor for the "
+              "targets are <= 0.55x of float32 and <= 1.05x of the floor for the "
               "cydrop 16-bit rows."]
     return "\n".join(lines)

@@ -35,6 +35,10 @@ MODE_GROUPS = {
     "storing_or_recomputing": ("forward bits", "forward bytes", "backward recompute"),
 }
 SIZE_GROUPS = {"cache": CACHE_SIZES, "memory": MEMORY_SIZES}
+# the reference rows of the 16-bit table (cydrop.apps.bench_half.F32 and .FLOOR; not imported:
+# this module reads records and needs no compiled cydrop)
+HALF_F32 = "float32 forward out="
+HALF_FLOOR = "16-bit floor (same bytes)"
 
 
 class BenchDataError(KeyError):
@@ -123,6 +127,10 @@ def _bench_figures(data, out):
         for name, t in row.items():
             out[f"time.{label}.{slug(name)}"] = (t, "s")
             out[f"ratio.{label}.{slug(name)}"] = (t / row[ref], "x")
+    for label, row in data.get("half", {}).get("times", {}).items():
+        for name, t in row.items():
+            out[f"half.{label}.{slug(name)}.vs_f32"] = (t / row[HALF_F32], "x")
+            out[f"half.{label}.{slug(name)}.vs_floor"] = (t / row[HALF_FLOOR], "x")
     if "scaling" in data:
         sc = data["scaling"]
         out["scaling.cydrop"] = (sc["cydrop"], "x")
@@ -286,6 +294,17 @@ def _bench_tables(data, out):
                           f"{sc['n']:,} float32 elements: cydrop's forward runs "
                           f"{_ratio(sc['cydrop'])}x faster on {sc['threads']} threads than on "
                           f"one, the floor {_ratio(sc['floor'])}x.")
+    if "half" in data:
+        out["half"] = (["size", "implementation", "best time per call", "/ float32 forward",
+                        "/ 16-bit floor"], "llrrr",
+                       [[label, name, _seconds(t), f"{_ratio(t / row[HALF_F32])}x",
+                         f"{_ratio(t / row[HALF_FLOOR])}x"]
+                        for label, row in data["half"]["times"].items()
+                        for name, t in row.items()],
+                       f"float16 and bfloat16 on {data['half']['threads']} thread(s), out= "
+                       f"preallocated: each time divided by float32's forward at the same size "
+                       f"and by a STREAM-style scale moving the same bytes on the same threads "
+                       f"(targets for the cydrop rows: <= 0.55x and <= 1.05x).")
     floors = data.get("floors", [])
     if floors:
         sizes = list(dict.fromkeys(f["size"] for f in floors))
@@ -423,6 +442,13 @@ def readme_block(records):
                       f"{f('bench:scaling.elements')} elements: {f('bench:scaling.cydrop')} for "
                       f"cydrop's forward, {f('bench:scaling.floor')} for a STREAM-style floor "
                       f"with the same memory traffic and no generator."]
+    if "bench:half" in tables(records):
+        half = tables(records)["bench:half"]
+        parts += ["", f"float16 and bfloat16 (`ml_dtypes.bfloat16`) move half the bytes of "
+                      f"float32. Each cell: the time divided by float32's forward at the same "
+                      f"size and by a STREAM-style scale moving the same bytes on the same "
+                      f"{records['bench']['data']['half']['threads']} thread(s):", "",
+                  *markdown_table(half).split("\n\n")[0].split("\n")]
     if "contention" in records:
         parts += ["", f"With 1 to {f('contention:busy_max')} CPU-bound processes busy beside "
                       f"it (`{records['contention']['command']}`), cydrop's default thread "
