@@ -14,7 +14,7 @@ __all__ = ["feature_alpha_dropout", "feature_alpha_dropout_backward", "feature_m
 
 
 def feature_mask_shape(shape):
-    """``(N, C, 1, ..., 1)``: one decision per (sample, channel) of an ``(N, C, *spatial)`` shape."""
+    """``(N, C, 1, ..., 1)``: one decision per (sample, channel) of ``(N, C, *spatial)``."""
     return tuple(shape[:2]) + (1,) * (len(shape) - 2)
 
 

@@ -55,10 +55,24 @@ True
 
 import torch as _torch  # noqa: F401  (a clear ImportError when torch is missing)
 
-from cydrop.interop.torch._functional import (alpha_dropout, dropout, dropout1d, dropout2d,
-                                              dropout3d, feature_alpha_dropout, uses_cydrop)
-from cydrop.interop.torch._modules import (AlphaDropout, Dropout, Dropout1d, Dropout2d,
-                                           Dropout3d, FeatureAlphaDropout, ModuleStream)
+from cydrop.interop.torch._functional import (
+                                              alpha_dropout,
+                                              dropout,
+                                              dropout1d,
+                                              dropout2d,
+                                              dropout3d,
+                                              feature_alpha_dropout,
+                                              uses_cydrop,
+)
+from cydrop.interop.torch._modules import (
+                                              AlphaDropout,
+                                              Dropout,
+                                              Dropout1d,
+                                              Dropout2d,
+                                              Dropout3d,
+                                              FeatureAlphaDropout,
+                                              ModuleStream,
+)
 from cydrop.interop.torch._ops import DropoutFunction, GradFunction
 from cydrop.interop.torch._patch import patch, unpatch
 

@@ -82,7 +82,7 @@ class DropoutFunction(torch.autograd.Function):
         """Run the op; see the class for the arguments."""
         perm = memory_order(input)
         if inplace and kind == "element" and input.dtype in _REAL and input.is_contiguous():
-            from cydrop._core import dropout as _dropout   # the zero-copy in-place kernel
+            from cydrop._core import dropout as _dropout  # the zero-copy in-place kernel
             _dropout(input.detach().numpy(), p, seed=seed, offset=offset, inplace=True,
                      n_threads=n_threads)
             result = input

@@ -23,8 +23,11 @@ import torch
 
 from cydrop._core import dropout as _dropout
 from cydrop._core import dropout_mask as _dropout_mask
-from cydrop._feature_alpha import (FeatureAlphaCache, feature_alpha_dropout,
-                                   feature_alpha_dropout_backward)
+from cydrop._feature_alpha import (
+    FeatureAlphaCache,
+    feature_alpha_dropout,
+    feature_alpha_dropout_backward,
+)
 from cydrop.variants import VariantCache, alpha_dropout, alpha_dropout_backward, dropout_nd
 
 __all__ = ["KINDS", "memory_order", "out_like", "run"]
