@@ -10,6 +10,10 @@ Re-typed from pytorch/pytorch ``test/nn/test_dropout.py`` (classes ``TestDropout
 * ``self.assertEqual`` is ``torch.testing.assert_close`` (``assertNotEqual``: its negation),
   ``assertLess`` / ``assertTrue`` / ``assertRaises*`` / ``assertWarnsRegex`` are pytest's;
 * ``set_default_dtype`` is a local twin of torch's test helper;
+* the RNG seeding of torch's ``TestCase`` is the fixture ``_seeded`` (it also fixes the
+  modules' default seeds, drawn from the OS otherwise, to derive_seed(0, k) for the k-th;
+  like torch's own, the statistical checks (a mean within 0.05 of 150 channel draws) hold
+  for these fixed seeds, not for every seed);
 * the CUDA-only ``test_native_dropout_corner_case`` is left out (CPU only here).
 """
 
@@ -22,7 +26,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import cydrop  # noqa: E402
 import cydrop.torch as nn  # noqa: E402  (the modules under test, in torch.nn's place)
+from cydrop import _seeds  # noqa: E402
 
 F = nn                      # F.dropout is cydrop.torch.dropout
 device = "cpu"
@@ -57,8 +63,15 @@ def set_default_dtype(dtype):
 
 
 @pytest.fixture(autouse=True)
-def _seeded_python_random():
+def _seeded(monkeypatch):
+    # torch's TestCase seeds its RNGs before every test; the analogue here seeds Python's
+    # random, torch's generator (for the inputs) and the modules' default seeds
     random.seed(0)
+    counter = itertools.count()
+    monkeypatch.setattr(_seeds, "fresh_seed", lambda: cydrop.derive_seed(0, next(counter)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        yield
 
 
 # ---------------------------------------------------------------- TestDropoutNN
