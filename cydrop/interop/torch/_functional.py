@@ -61,16 +61,17 @@ def apply(input, p, inplace, kind, n_threads, seed=None, offset=0, module=None):
 
     The mask's (seed, offset) come from ``module`` (its stream, or its state tensor under
     ``torch.compile``) or else from ``seed`` and ``offset``. Returns the result tensor."""
-    threads = resolve_threads(n_threads)
     if input.numel() == 0:
         return input
     numel = _mask_numel(input, kind)
     if torch.compiler.is_compiling():
+        # the thread count is resolved inside the op (0: the default), at run time
         if module is not None:
             state = module._cydrop_take(numel)
         else:
             state = _ops.pack_state(resolve_seed(seed), offset)
-        return _ops.compiled_call(input, p, state, inplace, threads, kind)
+        return _ops.compiled_call(input, p, state, inplace, n_threads or 0, kind)
+    threads = resolve_threads(n_threads)
     if module is not None:
         seed, offset = _ops.next_seed_offset(module, module.stream.next, numel)
     else:

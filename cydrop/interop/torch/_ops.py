@@ -17,6 +17,7 @@ import weakref
 import torch
 
 from cydrop._contract import BLOCK, INDEX_LIMIT
+from cydrop._openmp import effective_n_threads
 from cydrop.interop.torch._run import memory_order, out_like, run
 
 __all__ = ["DropoutFunction", "GradFunction", "compiled_call", "pack_state", "step_of",
@@ -126,11 +127,19 @@ class GradFunction(torch.autograd.Function):
 # custom operators, for torch.compile
 # ------------------------------------------------------------------------------------------
 
+def _threads(n_threads):
+    """The op's ``n_threads`` argument: 0 is the default (torch's intra-op thread count,
+    capped by cydrop's), resolved at run time; any other int is capped at the usable cores."""
+    if n_threads == 0:
+        return max(1, min(torch.get_num_threads(), effective_n_threads(None)))
+    return effective_n_threads(n_threads)
+
+
 @torch.library.custom_op("cydrop::dropout", mutates_args=())
 def _dropout_op(x: torch.Tensor, state: torch.Tensor, p: float, kind: str,
                 n_threads: int) -> torch.Tensor:
     seed, offset = unpack_state(state)
-    return run(kind, False, x, p, seed, offset, n_threads)
+    return run(kind, False, x, p, seed, offset, _threads(n_threads))
 
 
 @_dropout_op.register_fake
@@ -142,7 +151,7 @@ def _(x, state, p, kind, n_threads):
 def _dropout_backward_op(grad: torch.Tensor, state: torch.Tensor, p: float, kind: str,
                          n_threads: int, perm: list[int]) -> torch.Tensor:
     seed, offset = unpack_state(state)
-    return run(kind, True, grad, p, seed, offset, n_threads, perm)
+    return run(kind, True, grad, p, seed, offset, _threads(n_threads), perm)
 
 
 @_dropout_backward_op.register_fake

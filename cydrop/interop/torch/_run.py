@@ -156,7 +156,7 @@ def run(kind, backward, t, p, seed, offset, threads, perm=None):
         noise = tuple(shape[:2]) + (1,) * (len(shape) - 2)
     else:
         noise = None
-        if perm == tuple(range(len(shape))) or t.is_contiguous():
+        if perm == tuple(range(len(shape))):
             return _compute(kind, backward, t.contiguous(), p, seed, offset, threads, noise)
     # logical order: compute on a row-major copy, then lay it out as asked
     res = _compute(kind, backward, t.contiguous(), p, seed, offset, threads, noise)
