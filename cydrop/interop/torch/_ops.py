@@ -137,14 +137,17 @@ def _threads(n_threads):
 
 @torch.library.custom_op("cydrop::dropout", mutates_args=())
 def _dropout_op(x: torch.Tensor, state: torch.Tensor, p: float, kind: str,
-                n_threads: int) -> torch.Tensor:
+                n_threads: int) -> tuple[torch.Tensor, torch.Tensor]:
     seed, offset = unpack_state(state)
-    return run(kind, False, x, p, seed, offset, _threads(n_threads))
+    # the state is returned (a copy, made here) for the backward to save: a tensor the
+    # compiler cannot alias with the module's buffer, which the graph advances after the call
+    # (saving the input itself, inductor's backward read the advanced buffer)
+    return run(kind, False, x, p, seed, offset, _threads(n_threads)), state.clone()
 
 
 @_dropout_op.register_fake
 def _(x, state, p, kind, n_threads):
-    return out_like(x)
+    return out_like(x), torch.empty_like(state)
 
 
 @torch.library.custom_op("cydrop::dropout_backward", mutates_args=())
@@ -160,12 +163,12 @@ def _(grad, state, p, kind, n_threads, perm):
 
 
 def _setup(ctx, inputs, output):
-    x, state, p, kind, n_threads = inputs
-    ctx.save_for_backward(state)
+    x, _, p, kind, n_threads = inputs
+    ctx.save_for_backward(output[1])
     ctx.args = (p, kind, n_threads, list(memory_order(x)))
 
 
-def _backward(ctx, grad):
+def _backward(ctx, grad, _):
     (state,) = ctx.saved_tensors
     return _dropout_backward_op(grad, state, *ctx.args), None, None, None, None
 
@@ -188,7 +191,7 @@ _dropout_backward_op.register_autograd(_backward_grad, setup_context=_setup_grad
 def compiled_call(input, p, state, inplace, n_threads, kind):
     """The op as the custom operator (what ``torch.compile`` traces); ``state`` is the
     ``[seed, offset]`` tensor. In place is a functional op and a ``copy_`` into ``input``."""
-    out = torch.ops.cydrop.dropout(input, state, float(p), kind, int(n_threads))
+    out, _ = torch.ops.cydrop.dropout(input, state, float(p), kind, int(n_threads))
     return input.copy_(out) if inplace else out
 
 
