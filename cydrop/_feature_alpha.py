@@ -23,8 +23,9 @@ __all__ = ["FeatureAlphaCache", "feature_alpha_dropout", "feature_alpha_dropout_
 
 
 class FeatureAlphaCache(_cache.Cache):
-    """What :func:`feature_alpha_dropout_backward` needs: made only by
-    :func:`feature_alpha_dropout`.
+    """What :func:`feature_alpha_dropout_backward` needs from its forward call.
+
+    Made only by cydrop (:func:`feature_alpha_dropout`).
 
     Attributes
     ----------
@@ -48,13 +49,16 @@ class FeatureAlphaCache(_cache.Cache):
 
     @property
     def mask_shape(self):
+        """Shape of :meth:`keep_mask`'s array: the reduced mask's (``x``'s for an identity)."""
         return tuple(self.shape) if self.keep is None else tuple(self.keep.shape)
 
     @property
     def nbytes(self):
+        """Bytes of the arrays the cache keeps alive for backward (the reduced mask)."""
         return 0 if self.keep is None else self.keep.nbytes
 
     def keep_mask(self):
+        """The forward call's keep mask: uint8 0/1 of :attr:`mask_shape`, 1 = let through."""
         st = self._state()
         return np.ones(st.shape, np.uint8) if st.keep is None else st.keep.copy()
 

@@ -73,10 +73,10 @@ from cydrop.interop.torch._modules import (
                                               FeatureAlphaDropout,
                                               ModuleStream,
 )
-from cydrop.interop.torch._ops import DropoutFunction, GradFunction
+from cydrop.interop.torch._ops import DropoutFunction
 from cydrop.interop.torch._patch import patch, unpatch
 
 __all__ = ["AlphaDropout", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "DropoutFunction",
-           "FeatureAlphaDropout", "GradFunction", "ModuleStream", "alpha_dropout", "dropout",
+           "FeatureAlphaDropout", "ModuleStream", "alpha_dropout", "dropout",
            "dropout1d", "dropout2d", "dropout3d", "feature_alpha_dropout", "patch", "unpatch",
            "uses_cydrop"]

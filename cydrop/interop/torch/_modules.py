@@ -19,6 +19,12 @@ class ModuleStream:
 
     Each training call takes the next ``numel`` mask indices, rounded up to whole 4096-element
     blocks, exactly as ``SeedStream.next`` does; eager and compiled calls advance it alike.
+
+    Parameters
+    ----------
+    buffer : torch.Tensor
+        The module's int64 buffer ``[seed, offset]`` (two's complement bits), shared, not
+        copied: a module's ``stream`` property makes one.
     """
 
     __slots__ = ("_buffer",)
@@ -28,14 +34,26 @@ class ModuleStream:
 
     @property
     def seed(self):
+        """The stream's seed (an int in [0, 2**64))."""
         return _ops.unpack_state(self._buffer)[0]
 
     @property
     def offset(self):
+        """The global mask index the next call starts at."""
         return _ops.unpack_state(self._buffer)[1]
 
     def next(self, size):
-        """Reserve ``size`` indices; return ``(seed, offset)`` for them (as SeedStream.next)."""
+        """Reserve ``size`` indices; return ``(seed, offset)`` for them (as SeedStream.next).
+
+        Parameters
+        ----------
+        size : int
+            Mask elements the call uses, ``size >= 0``.
+
+        Returns
+        -------
+        seed, offset : int
+        """
         size = _validation.check_uint64(size, "size")
         seed, offset = _ops.unpack_state(self._buffer)
         _ops.check_index_room(seed, offset, size)
@@ -50,7 +68,13 @@ class ModuleStream:
         return {"seed": seed, "offset": offset}
 
     def set_state(self, state):
-        """Restore a state returned by :meth:`get_state`."""
+        """Restore a state returned by :meth:`get_state`.
+
+        Parameters
+        ----------
+        state : dict
+            ``{'seed': int, 'offset': int}``.
+        """
         if not isinstance(state, dict) or set(state) != {"seed", "offset"}:
             raise ValueError(
                 f"state must be a dict with keys 'seed' and 'offset', got {state!r}")
@@ -157,7 +181,17 @@ class Dropout(_CydropDropout, torch.nn.Dropout):
     """
 
     def forward(self, input):
-        """Dropout of ``input`` in training mode, the identity in evaluation mode."""
+        """Dropout of ``input`` in training mode, the identity in evaluation mode.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            Tensors :func:`uses_cydrop` accepts run cydrop's kernels; any other goes to torch.
+
+        Returns
+        -------
+        torch.Tensor
+        """
         self._check_input(input)
         if not _f.uses_cydrop(input):
             return F.dropout(input, self.p, self.training, self.inplace)
@@ -168,7 +202,17 @@ class Dropout(_CydropDropout, torch.nn.Dropout):
 
 def _channel_class(name, peer, fname, shapes):
     def forward(self, input):
-        """Channel dropout in training mode, the identity in evaluation mode."""
+        """Channel dropout in training mode, the identity in evaluation mode.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            Tensors :func:`uses_cydrop` accepts run cydrop's kernels; any other goes to torch.
+
+        Returns
+        -------
+        torch.Tensor
+        """
         self._check_input(input)
         return _f.channel_call(fname, input, self.p, self.training, self.inplace,
                                self.n_threads, None, 0, module=self)
@@ -211,7 +255,17 @@ class AlphaDropout(_CydropDropout, torch.nn.AlphaDropout):
     _kind = "alpha"
 
     def forward(self, input):
-        """Alpha dropout in training mode, the identity in evaluation mode."""
+        """Alpha dropout in training mode, the identity in evaluation mode.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            Tensors :func:`uses_cydrop` accepts run cydrop's kernels; any other goes to torch.
+
+        Returns
+        -------
+        torch.Tensor
+        """
         self._check_input(input)
         if not _f.uses_cydrop(input):
             return F.alpha_dropout(input, self.p, self.training)
@@ -237,7 +291,17 @@ class FeatureAlphaDropout(_CydropDropout, torch.nn.FeatureAlphaDropout):
     _kind = "feature_alpha"
 
     def forward(self, input):
-        """Channel-wise alpha dropout in training mode, the identity in evaluation mode."""
+        """Channel-wise alpha dropout in training mode, the identity in evaluation mode.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            Tensors :func:`uses_cydrop` accepts run cydrop's kernels; any other goes to torch.
+
+        Returns
+        -------
+        torch.Tensor
+        """
         self._check_input(input)
         if not _f.uses_cydrop(input):
             return F.feature_alpha_dropout(input, self.p, self.training)
