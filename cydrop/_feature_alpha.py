@@ -23,9 +23,9 @@ __all__ = ["FeatureAlphaCache", "feature_alpha_dropout", "feature_alpha_dropout_
 
 
 class FeatureAlphaCache(_cache.Cache):
-    """What :func:`feature_alpha_dropout_backward` needs from its forward call.
+    """What feature alpha dropout's backward needs from its forward; made only by cydrop.
 
-    Made only by cydrop (:func:`feature_alpha_dropout`).
+    :func:`feature_alpha_dropout` returns it; pass it to :func:`feature_alpha_dropout_backward`.
 
     Attributes
     ----------
