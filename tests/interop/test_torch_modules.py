@@ -239,3 +239,14 @@ def test_empty_and_identity_cases_return_the_input():
         x = torch.ones(2, 3, 2, 2)
         assert KINDS[kind][0](x, 0.0, training=True, seed=0) is x
         assert KINDS[kind][0](x, 0.5, training=False, seed=0) is x
+
+
+def test_inference_mode_made_module_is_usable_outside_it():
+    with torch.inference_mode():
+        m = ct.Dropout(0.5, seed=1)
+        m(torch.ones(10))
+    assert m.stream.get_state() == {"seed": 1, "offset": 4096}
+    m(torch.ones(10))
+    assert m.stream.get_state() == {"seed": 1, "offset": 8192}
+    m.stream.set_state({"seed": 2, "offset": 0})
+    assert m.stream.seed == 2

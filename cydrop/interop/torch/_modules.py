@@ -22,15 +22,28 @@ class ModuleStream:
 
     Parameters
     ----------
-    buffer : torch.Tensor
-        The module's int64 buffer ``[seed, offset]`` (two's complement bits), shared, not
-        copied: a module's ``stream`` property makes one.
+    module : torch.nn.Module
+        The cydrop module whose int64 buffer ``cydrop_state`` holds ``[seed, offset]`` (two's
+        complement bits); its ``stream`` property makes one.
     """
 
-    __slots__ = ("_buffer",)
+    __slots__ = ("_module",)
 
-    def __init__(self, buffer):
-        self._buffer = buffer
+    def __init__(self, module):
+        self._module = module
+
+    @property
+    def _buffer(self):
+        return self._module.cydrop_state
+
+    def _write(self, seed, offset):
+        buf = self._module.cydrop_state
+        with torch.no_grad():
+            if buf.is_inference() and not torch.is_inference_mode_enabled():
+                # a module made under torch.inference_mode, used outside it: a normal buffer
+                self._module.cydrop_state = _ops.pack_state(seed, offset).to(buf.device)
+            else:
+                buf.copy_(_ops.pack_state(seed, offset))
 
     @property
     def seed(self):
@@ -57,9 +70,7 @@ class ModuleStream:
         size = _validation.check_uint64(size, "size")
         seed, offset = _ops.unpack_state(self._buffer)
         _ops.check_index_room(seed, offset, size)
-        with torch.no_grad():
-            self._buffer.copy_(_ops.pack_state(seed, (offset + _ops.step_of(size))
-                                               % (1 << 64)))
+        self._write(seed, (offset + _ops.step_of(size)) % (1 << 64))
         return seed, offset
 
     def get_state(self):
@@ -80,8 +91,7 @@ class ModuleStream:
                 f"state must be a dict with keys 'seed' and 'offset', got {state!r}")
         seed = _validation.check_uint64(state["seed"], "state['seed']")
         offset = _validation.check_uint64(state["offset"], "state['offset']")
-        with torch.no_grad():
-            self._buffer.copy_(_ops.pack_state(seed, offset))
+        self._write(seed, offset)
 
     def __repr__(self):
         s = self.get_state()
@@ -105,7 +115,7 @@ class _CydropDropout:
     @property
     def stream(self):
         """The module's :class:`ModuleStream` (its ``[seed, offset]`` buffer)."""
-        return ModuleStream(self.cydrop_state)
+        return ModuleStream(self)
 
     def _cydrop_take(self, numel):
         # under torch.compile: the call's state as a tensor, the buffer advanced in the graph

@@ -191,7 +191,8 @@ _dropout_backward_op.register_autograd(_backward_grad, setup_context=_setup_grad
 def compiled_call(input, p, state, inplace, n_threads, kind):
     """The op as the custom operator (what ``torch.compile`` traces); ``state`` is the
     ``[seed, offset]`` tensor. In place is a functional op and a ``copy_`` into ``input``."""
-    out, _ = torch.ops.cydrop.dropout(input, state, float(p), kind, int(n_threads))
+    n_threads = max(-(1 << 31), min(int(n_threads), 1 << 31))   # any int fits the op's int64
+    out, _ = torch.ops.cydrop.dropout(input, state, float(p), kind, n_threads)
     return input.copy_(out) if inplace else out
 
 
