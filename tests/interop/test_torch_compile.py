@@ -7,8 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import cydrop.torch as ct  # noqa: E402
 from torch.utils.checkpoint import checkpoint  # noqa: E402
+
+import cydrop.torch as ct  # noqa: E402
 
 nn = torch.nn
 

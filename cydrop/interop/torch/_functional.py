@@ -27,7 +27,7 @@ def check_p(p):
 
 
 def uses_cydrop(input):
-    """Whether the functions of :mod:`cydrop.torch` run cydrop's kernels on ``input``.
+    """Whether the functions of ``cydrop.torch`` run cydrop's kernels on ``input``.
 
     Parameters
     ----------

@@ -153,12 +153,11 @@ _STREAM_DOC = """
         Threads for the kernel (any nonzero int, capped at the usable cores); never changes
         the result.
 
-    Attributes
-    ----------
-    stream : ModuleStream
-        ``stream.get_state()`` / ``stream.set_state(state)`` save and restore the position;
-        it lives in the non-persistent buffer ``cydrop_state`` (copied by ``copy.deepcopy``
-        and pickle, not part of ``state_dict``).
+    Notes
+    -----
+    The module's ``stream`` (a :class:`ModuleStream`) saves and restores the position with
+    ``stream.get_state()`` / ``stream.set_state(state)``; it lives in the non-persistent
+    buffer ``cydrop_state`` (copied by ``copy.deepcopy`` and pickle, not in ``state_dict``).
 """
 
 

@@ -74,7 +74,7 @@ class DropoutFunction(torch.autograd.Function):
     -----
     The output (and the gradient) is laid out like ``input`` (its stride order, made dense);
     masks follow the elements' logical indices. Backward regenerates the mask from
-    ``(seed, offset)`` through :class:`GradFunction`, whose own backward is itself, so double
+    ``(seed, offset)`` through ``GradFunction``, whose own backward is itself, so double
     backward works (every op here is linear in the gradient). The context keeps scalars only.
     """
 
