@@ -172,12 +172,18 @@ def test_16_bit_computes_in_float32_with_the_same_masks(kind, dtype):
     y = _call(kind, x)
     assert torch.equal(torch.get_rng_state(), before)          # never torch's RNG
     ref = _call(kind, x.detach().float()).to(dtype)
-    assert y.dtype == dtype and torch.equal(y, ref)
     g = torch.ones_like(y)
     y.backward(g)
     x32 = x.detach().float().requires_grad_()
     (g32,) = torch.autograd.grad(_call(kind, x32), x32, g.float())
-    assert x.grad.dtype == dtype and torch.equal(x.grad, g32.to(dtype))
+    assert y.dtype == dtype and x.grad.dtype == dtype
+    if (kind, False, dtype) in _run._unsupported:       # the float32 path: bit for bit
+        assert torch.equal(y, ref) and torch.equal(x.grad, g32.to(dtype))
+    else:                                               # native 16-bit kernels: same masks
+        torch.testing.assert_close(y, ref)
+        torch.testing.assert_close(x.grad, g32.to(dtype))
+        if kind in ("element", "channel"):
+            assert torch.equal(y == 0, ref == 0)
 
 
 def test_bfloat16_reaches_the_core_as_ml_dtypes_when_it_takes_it(monkeypatch):

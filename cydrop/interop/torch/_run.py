@@ -84,7 +84,10 @@ def _to_numpy(t, half_native):
     if half_native:
         if t.dtype == torch.float16:
             return t.numpy()
-        import ml_dtypes
+        try:
+            import ml_dtypes
+        except ImportError:     # no bfloat16 for NumPy: the float32 path
+            raise TypeError("bfloat16 dtype not supported: ml_dtypes is not installed") from None
         return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
     return t.float().numpy()
 
@@ -121,16 +124,18 @@ def _compute(kind, backward, src, p, seed, offset, threads, noise_shape):
     """``_op`` on the row-major tensor ``src``; 16-bit tensors run natively when the core
     takes them, else in float32 with the same masks, rounded back once."""
     key = (kind, backward, src.dtype)
-    native = src.dtype not in _HALF or key not in _unsupported
-    if src.dtype in _HALF and native:
+    if src.dtype in _HALF and key not in _unsupported:
         try:
             out = _op(kind, backward, _to_numpy(src, True), p, seed, offset, threads,
                       noise_shape)
             return _from_numpy(out, src.dtype)
-        except TypeError as exc:
-            if "dtype" not in str(exc):
-                raise
-            _unsupported.add(key)           # the core has no 16-bit kernels: float32 below
+        except (TypeError, ValueError):
+            # the core (or one of its kernels) has no 16-bit path: float32 below; an error
+            # of the arguments themselves is raised again there
+            out = _op(kind, backward, _to_numpy(src, False), p, seed, offset, threads,
+                      noise_shape)
+            _unsupported.add(key)
+            return _from_numpy(out, src.dtype)
     out = _op(kind, backward, _to_numpy(src, False), p, seed, offset, threads, noise_shape)
     return _from_numpy(out, src.dtype)
 
