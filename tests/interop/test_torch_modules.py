@@ -146,6 +146,9 @@ def test_channel_modules_follow_torch_shape_rules():
     assert all(v.unique().numel() == 1 for v in y)
     with pytest.raises(RuntimeError, match="Feature dropout requires at least 2 dimensions"):
         ct.feature_alpha_dropout(torch.ones(3), 0.5, training=True, seed=0)
+    one_d = torch.ones(3)                       # as torch: no check in evaluation mode
+    assert ct.feature_alpha_dropout(one_d, 0.5, training=False) is one_d
+    assert ct.FeatureAlphaDropout(0.5).eval()(one_d) is one_d
     with pytest.warns(UserWarning, match="Received a 1-D input to dropout2d"), \
             pytest.raises(RuntimeError, match="Feature dropout requires at least 2"):
         ct.dropout2d(torch.ones(3), 0.5, seed=0)

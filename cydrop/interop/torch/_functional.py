@@ -218,11 +218,11 @@ def channel_call(name, input, p, training, inplace, n_threads, seed, offset, mod
 
 def _feature_call(kind, input, p, training, inplace, n_threads, seed, offset, module,
                   batched=True):
+    if not training or p == 0.0 or input.numel() == 0:
+        return input                # as torch: checked before the feature dimensions
     view = input if batched else input.unsqueeze(0)
     if view.dim() < 2:
         raise RuntimeError(_FEATURE_DIMS_MSG)
-    if not training or p == 0.0:
-        return input
     out = apply(view, p, inplace, kind, n_threads, seed, offset, module)
     if inplace:
         return input

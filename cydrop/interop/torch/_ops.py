@@ -82,7 +82,8 @@ class DropoutFunction(torch.autograd.Function):
     def forward(ctx, input, p, seed, offset, inplace, n_threads, kind="element"):
         """Run the op; see the class for the arguments."""
         perm = memory_order(input)
-        if inplace and kind == "element" and input.dtype in _REAL and input.is_contiguous():
+        if (inplace and kind == "element" and input.dtype in _REAL and input.is_contiguous()
+                and not input.is_neg()):
             from cydrop._core import dropout as _dropout  # the zero-copy in-place kernel
             _dropout(input.detach().numpy(), p, seed=seed, offset=offset, inplace=True,
                      n_threads=n_threads)
