@@ -1,6 +1,7 @@
 """cydrop.torch's modules and functional forms: values equal the NumPy ops by logical index,
 layouts follow the input, gradients, 16-bit dtypes and what goes to torch instead."""
 
+import itertools
 import warnings
 
 import numpy as np
@@ -259,3 +260,19 @@ def test_inference_mode_made_module_is_usable_outside_it():
     assert m.stream.get_state() == {"seed": 1, "offset": 8192}
     m.stream.set_state({"seed": 2, "offset": 0})
     assert m.stream.seed == 2
+
+
+def test_output_strides_are_torchs_for_dense_sliced_and_broadcast_inputs():
+    # torch's element-wise layout rule (TensorIterator's), on every permutation; size-1 axes
+    # have no place in memory and their strides are not compared
+    shape = (2, 3, 4, 5)
+    for perm in itertools.permutations(range(4)):
+        inv = [perm.index(i) for i in range(4)]
+        dense = torch.ones(shape).permute(perm).contiguous().permute(inv)
+        bcast = torch.ones(2, 1, 4, 5).permute(perm).contiguous().permute(inv).expand(shape)
+        for x in (dense, dense[:, :, :, ::2], dense[1:], bcast):
+            y = ct.dropout(x, 0.5, seed=0)
+            t = torch.nn.functional.dropout(x, 0.5)
+            assert [s for s, n in zip(y.stride(), y.shape) if n > 1] == \
+                [s for s, n in zip(t.stride(), t.shape) if n > 1], (perm, x.stride())
+            assert torch.equal(y, ct.dropout(x.contiguous(), 0.5, seed=0))

@@ -42,24 +42,33 @@ _unsupported = set()          # (kind, backward, dtype) the core refused: comput
 
 
 def memory_order(t):
-    """The permutation ``perm`` of ``t``'s axes from the largest stride to the smallest (ties
-    keep their order): ``t.permute(perm)`` is row-major when ``t`` is dense. Size-1 axes keep
-    their place relative to their neighbours' order, as torch's empty_like does."""
+    """The permutation ``perm`` of ``t``'s axes from the outermost in memory to the innermost,
+    as torch's TensorIterator orders them for an element-wise op's output: ``t.permute(perm)``
+    is row-major when ``t`` is dense, and broadcast (stride 0) axes keep their place."""
     n = t.dim()
     if n <= 1 or t.is_contiguous():
         return tuple(range(n))
     shape, stride = t.shape, t.stride()
-    big = sorted((d for d in range(n) if shape[d] != 1), key=lambda d: -stride[d])
-    # size-1 axes: keep each one just after the axis that precedes it logically
-    perm = []
-    for d in big:
-        perm.append(d)
-    for d in range(n):
-        if shape[d] == 1:
-            before = [e for e in range(d) if shape[e] != 1]
-            at = perm.index(before[-1]) + 1 if before else 0
-            perm.insert(at, d)
-    return tuple(perm)
+
+    def compare(d0, d1):    # TensorIterator's should_swap, for one operand
+        s0, s1 = stride[d0], stride[d1]
+        if s0 == 0 or s1 == 0:
+            return 0
+        if s0 != s1:
+            return -1 if s0 < s1 else 1
+        return 1 if shape[d0] > shape[d1] else 0
+
+    perm = list(range(n - 1, -1, -1))       # innermost first, as TensorIterator keeps it
+    for i in range(1, n):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            c = compare(perm[d0], perm[d1])
+            if c > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif c < 0:
+                break
+    return tuple(reversed(perm))
 
 
 def _inverse(perm):
