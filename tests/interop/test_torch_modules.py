@@ -276,3 +276,19 @@ def test_output_strides_are_torchs_for_dense_sliced_and_broadcast_inputs():
             assert [s for s, n in zip(y.stride(), y.shape) if n > 1] == \
                 [s for s, n in zip(t.stride(), t.shape) if n > 1], (perm, x.stride())
             assert torch.equal(y, ct.dropout(x.contiguous(), 0.5, seed=0))
+
+
+def test_a_pickle_of_the_previous_dropout_module_loads():
+    m = ct.Dropout(0.5, seed=6)
+    state = m.__getstate__()
+    state = dict(state)
+    buffers = dict(state["_buffers"])
+    del buffers["cydrop_state"]
+    state["_buffers"] = buffers
+    state["stream"] = {"seed": 6, "offset": 8192}      # how 0.1 pickled it
+    old = ct.Dropout.__new__(ct.Dropout)
+    old.__setstate__(state)
+    assert old.stream.get_state() == {"seed": 6, "offset": 8192}
+    x = torch.ones(10)
+    m.stream.set_state({"seed": 6, "offset": 8192})
+    assert torch.equal(old(x), m(x))

@@ -131,7 +131,12 @@ class _CydropDropout:
         return f"p={self.p}, inplace={self.inplace}, seed={self.stream.seed}"
 
     def __setstate__(self, state):
+        state = dict(state)
+        legacy = state.pop("stream", None)   # cydrop 0.1 pickled the stream's state dict
         super().__setstate__(state)
+        if "cydrop_state" not in self._buffers and isinstance(legacy, dict):
+            self.register_buffer("cydrop_state", _ops.pack_state(0, 0), persistent=False)
+            ModuleStream(self).set_state(legacy)
         # a pickle is data from outside: the same checks as __init__
         self.p = _f.check_p(self.p)
         self.inplace = _validation.check_bool(self.inplace, "inplace")
