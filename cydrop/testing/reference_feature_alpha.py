@@ -1,4 +1,4 @@
-"""NumPy twin of :mod:`cydrop._feature_alpha`, bit for bit: feature (channel-wise) alpha dropout.
+"""NumPy twin of :func:`cydrop.feature_alpha_dropout`, bit for bit: channel-wise alpha dropout.
 
 The reduced mask is :func:`cydrop.testing.reference.keep_mask` of the mask shape, broadcast
 over ``x``; the constants are :func:`cydrop._variant_params.alpha_constants` in ``x``'s

@@ -118,9 +118,13 @@ class _CydropDropout:
         return ModuleStream(self)
 
     def _cydrop_take(self, numel):
-        # under torch.compile: the call's state as a tensor, the buffer advanced in the graph
-        state = self.cydrop_state.clone()
-        self.cydrop_state[1:].add_(_ops.step_of(numel))
+        # under torch.compile: the call's state as a tensor, and the buffer REPLACED by the
+        # advanced one (not written in place: a recomputation in the backward, as in a
+        # checkpointed region, reads the graph's input buffer and must find the old state)
+        state = self.cydrop_state
+        new = state.clone()
+        new[1:] += _ops.step_of(numel)
+        self.cydrop_state = new
         return state
 
     def _check_input(self, input):
