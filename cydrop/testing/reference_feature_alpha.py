@@ -1,7 +1,7 @@
 """NumPy twin of :func:`cydrop.feature_alpha_dropout`, bit for bit: channel-wise alpha dropout.
 
 The reduced mask is :func:`cydrop.testing.reference.keep_mask` of the mask shape, broadcast
-over ``x``; the constants are :func:`cydrop._variant_params.alpha_constants` in ``x``'s
+over ``x``; the constants are ``alpha_constants`` (of ``cydrop._variant_params``) in ``x``'s
 precision, as in :func:`cydrop.testing.reference_variants.alpha_dropout`.
 """
 
