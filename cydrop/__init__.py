@@ -54,6 +54,11 @@ from cydrop import fused as fused  # noqa: E402
 from cydrop import variants as variants  # noqa: E402
 from cydrop._core import DropoutCache, dropout, dropout_backward, dropout_mask  # noqa: E402
 from cydrop._cs231n import dropout_forward  # noqa: E402
+from cydrop._feature_alpha import (  # noqa: E402
+    FeatureAlphaCache,
+    feature_alpha_dropout,
+    feature_alpha_dropout_backward,
+)
 from cydrop._kernels import current_isa  # noqa: E402
 from cydrop._openmp import effective_n_threads, openmp_enabled  # noqa: E402
 from cydrop._seeds import SeedStream, derive_seed  # noqa: E402
@@ -75,6 +80,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DropoutCache",
+    "FeatureAlphaCache",
     "SeedStream",
     "derive_seed",
     "dropout",
@@ -92,6 +98,8 @@ __all__ = [
     "ResidualCache",
     "SoftmaxDropoutCache",
     "BlockCache",
+    "feature_alpha_dropout",
+    "feature_alpha_dropout_backward",
     "current_isa",
     "effective_n_threads",
     "openmp_enabled",

@@ -5,11 +5,12 @@
 * :mod:`cydrop.testing.reference_variants`: the dropout variants.
 * :mod:`cydrop.testing.reference_modern`: ``dropout_add``, ``drop_path``, ``softmax_dropout``
   and ``drop_block``.
+* :mod:`cydrop.testing.reference_feature_alpha`: ``feature_alpha_dropout``.
 
-Both take ``rate``, the drop probability, as :func:`cydrop.dropout` does. They are slow and meant
+All take ``rate``, the drop probability, as :func:`cydrop.dropout` does. They are slow and meant
 for tests and for anyone who wants to check a mask without trusting the C. ``import cydrop`` does
 not load them; nothing in cydrop imports them (``cydrop.reference`` is an alias of
 :mod:`cydrop.testing.reference`).
 """
 
-__all__ = ["reference", "reference_variants", "reference_modern"]
+__all__ = ["reference", "reference_variants", "reference_modern", "reference_feature_alpha"]

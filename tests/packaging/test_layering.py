@@ -9,7 +9,8 @@ without being listed here:
 * extensions: the compiled ``_kernels``, ``_openmp``, ``_variants``;
 * contract: ``_contract``, ``_validation``, ``_seeds``;
 * op: the op layer, ``_cache``, ``_common``, ``_core``, ``_cs231n``, ``_shard``,
-  ``_variant_params``, ``fused``, ``variants``;
+  ``_variant_params``, ``fused``, ``variants``, ``residual``, ``attention``, ``blocks``,
+  ``_feature_alpha``;
 * face: the package ``cydrop`` itself (``cydrop/__init__.py``);
 * nn: ``cydrop/nn/``;
 * interop: ``cydrop/interop/``, which imports the op layer only;
@@ -40,7 +41,8 @@ EXTENSIONS = {"cydrop._kernels", "cydrop._openmp", "cydrop._variants", "cydrop._
 CONTRACT = {"cydrop._contract", "cydrop._validation", "cydrop._seeds"}
 OP = {"cydrop._cache", "cydrop._common", "cydrop._core", "cydrop._cs231n", "cydrop._shard",
       "cydrop._variant_params", "cydrop.fused", "cydrop.variants",
-      "cydrop.residual", "cydrop.attention", "cydrop.blocks"}
+      "cydrop.residual", "cydrop.attention", "cydrop.blocks",
+      "cydrop._feature_alpha"}
 ALIASES = {"cydrop.torch": "cydrop.interop.torch", "cydrop.dask": "cydrop.interop.dask",
            "cydrop.reference": "cydrop.testing.reference",
            "cydrop.reference_variants": "cydrop.testing.reference_variants",
