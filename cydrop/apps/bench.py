@@ -408,7 +408,8 @@ def main(argv=None, prog="python -m cydrop bench"):
     if half_sizes:
         from . import bench_half
         half = bench_half.measure(half_sizes, threads, args.repeat, _round_robin, torch)
-        data["half"] = {"threads": threads, "times": half}
+        data["half"] = {"threads": threads, "reference": bench_half.F32,
+                        "floor": bench_half.FLOOR, "times": half}
         text += "\n\n" + bench_half.table(half, threads)
     print(text)
     if args.report:

@@ -35,10 +35,6 @@ MODE_GROUPS = {
     "storing_or_recomputing": ("forward bits", "forward bytes", "backward recompute"),
 }
 SIZE_GROUPS = {"cache": CACHE_SIZES, "memory": MEMORY_SIZES}
-# the reference rows of the 16-bit table (cydrop.apps.bench_half.F32 and .FLOOR; not imported:
-# this module reads records and needs no compiled cydrop)
-HALF_F32 = "float32 forward out="
-HALF_FLOOR = "16-bit floor (same bytes)"
 
 
 class BenchDataError(KeyError):
@@ -127,10 +123,11 @@ def _bench_figures(data, out):
         for name, t in row.items():
             out[f"time.{label}.{slug(name)}"] = (t, "s")
             out[f"ratio.{label}.{slug(name)}"] = (t / row[ref], "x")
-    for label, row in data.get("half", {}).get("times", {}).items():
+    half = data.get("half", {})
+    for label, row in half.get("times", {}).items():
         for name, t in row.items():
-            out[f"half.{label}.{slug(name)}.vs_f32"] = (t / row[HALF_F32], "x")
-            out[f"half.{label}.{slug(name)}.vs_floor"] = (t / row[HALF_FLOOR], "x")
+            out[f"half.{label}.{slug(name)}.vs_f32"] = (t / row[half["reference"]], "x")
+            out[f"half.{label}.{slug(name)}.vs_floor"] = (t / row[half["floor"]], "x")
     if "scaling" in data:
         sc = data["scaling"]
         out["scaling.cydrop"] = (sc["cydrop"], "x")
@@ -295,10 +292,11 @@ def _bench_tables(data, out):
                           f"{_ratio(sc['cydrop'])}x faster on {sc['threads']} threads than on "
                           f"one, the floor {_ratio(sc['floor'])}x.")
     if "half" in data:
+        ref, floor = data["half"]["reference"], data["half"]["floor"]
         out["half"] = (["size", "implementation", "best time per call", "/ float32 forward",
                         "/ 16-bit floor"], "llrrr",
-                       [[label, name, _seconds(t), f"{_ratio(t / row[HALF_F32])}x",
-                         f"{_ratio(t / row[HALF_FLOOR])}x"]
+                       [[label, name, _seconds(t), f"{_ratio(t / row[ref])}x",
+                         f"{_ratio(t / row[floor])}x"]
                         for label, row in data["half"]["times"].items()
                         for name, t in row.items()],
                        f"float16 and bfloat16 on {data['half']['threads']} thread(s), out= "

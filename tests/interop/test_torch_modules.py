@@ -214,7 +214,9 @@ def test_the_float32_fallback_is_taken_once_per_op_and_dtype(monkeypatch):
 
     def op(kind, backward, a, *args):
         calls.append(a.dtype)
-        return real(kind, backward, a, *args)   # today's core: TypeError on 16-bit
+        if a.dtype == np.float16:                # a stand-in for a core without 16-bit kernels
+            raise TypeError(f"x must be float32 or float64, got {a.dtype}")
+        return real(kind, backward, a, *args)
 
     monkeypatch.setattr(_run, "_op", op)
     monkeypatch.setattr(_run, "_unsupported", set())
@@ -222,6 +224,24 @@ def test_the_float32_fallback_is_taken_once_per_op_and_dtype(monkeypatch):
     ct.dropout(x, 0.5, seed=0)
     ct.dropout(x, 0.5, seed=0)
     assert calls[0] == np.float16 and calls[1:] == [np.float32, np.float32]
+
+
+def test_16_bit_tensors_run_natively_on_this_core(monkeypatch):
+    # the core has float16/bfloat16 kernels: no float32 detour, the tensor's own dtype goes in
+    calls = []
+    real = _run._op
+
+    def op(kind, backward, a, *args):
+        calls.append(a.dtype)
+        return real(kind, backward, a, *args)
+
+    monkeypatch.setattr(_run, "_op", op)
+    monkeypatch.setattr(_run, "_unsupported", set())
+    x = torch.randn(64, dtype=torch.float16)
+    y = ct.dropout(x, 0.5, seed=3)
+    assert calls == [np.float16]
+    want, _ = cydrop.dropout(x.numpy(), 0.5, seed=3)
+    np.testing.assert_array_equal(y.numpy().view(np.uint16), want.view(np.uint16))
 
 
 def test_other_tensors_go_to_torch():
