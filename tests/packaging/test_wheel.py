@@ -282,7 +282,9 @@ SOURCES = ("cydrop/_kernels.pyx", "cydrop/_kernels.pxd", "cydrop/_openmp.pyx",
            "cydrop/_parallel.pyi", "cydrop/_variants.pyi", "cydrop/_floor.pyi", "cydrop/py.typed",
            "setup.py",
            "pyproject.toml", "MANIFEST.in", "LICENSE", "README.md")
-SDIST_MAX_BYTES = 400_000  # ~200 KB of sources; the Cython-generated C alone was ~500 KB more
+# The sources compress to ~470 KB (kernels, Cython, Python, tests, docs' Markdown); the C that
+# Cython generates from the .pyx would add ~1.3 MB compressed, so the cap still catches it.
+SDIST_MAX_BYTES = 700_000
 
 
 def _run(cmd, **kwargs):
