@@ -1,5 +1,16 @@
 """Broadcast-mask dropout: :func:`dropout_nd` and its spatial (channel) and locked forms.
-Public as :mod:`cydrop.variants`; see its docstring for the draw layout."""
+Public as :mod:`cydrop.variants`; see its docstring for the draw layout.
+
+Channels-first and channels-last channel dropout drop the same (sample, channel) pairs:
+
+>>> import numpy as np
+>>> from cydrop.variants import spatial_dropout
+>>> x = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
+>>> a, _ = spatial_dropout(x, 0.5, seed=7)
+>>> b, _ = spatial_dropout(x.transpose(0, 2, 3, 1).copy(), 0.5, channel_axis=-1, seed=7)
+>>> bool((a.transpose(0, 2, 3, 1) == b).all())
+True
+"""
 
 import numpy as np
 

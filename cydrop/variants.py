@@ -24,6 +24,19 @@ the matching ``*_backward`` or to :func:`backward`. Every backward validates the
 nonzero int and is capped at the usable cores; inputs of any layout, alignment or ndarray
 subclass are read through an aligned C-contiguous base-class array, and results are plain
 ndarrays.
+
+The element-wise variants (:func:`dropout_nd`, :func:`spatial_dropout`, :func:`locked_dropout`,
+:func:`alpha_dropout`, :func:`gaussian_dropout`, :func:`exact_k_dropout`) and their backwards
+take ``out=`` and ``inplace=`` with :func:`cydrop.dropout`'s rules:
+
+>>> import numpy as np
+>>> from cydrop import variants
+>>> x = np.ones((2, 8), dtype=np.float32)
+>>> y, _ = variants.alpha_dropout(x, 0.25, seed=3)
+>>> buf = np.empty_like(x)
+>>> z, _ = variants.alpha_dropout(x, 0.25, seed=3, out=buf)
+>>> z is buf, bool((z == y).all())
+(True, True)
 """
 
 from cydrop import _cache
