@@ -106,7 +106,7 @@ _BACKWARD = {
 }
 
 
-def backward(dout, cache, *, n_threads=None):
+def backward(dout, cache, *, out=None, inplace=False, n_threads=None):
     """Backward of any variant, chosen by ``cache.kind`` (DropConnect returns (dx, dW, db)).
 
     The cache's state is validated first (a ``TypeError``/``ValueError`` naming the field).
@@ -116,9 +116,18 @@ def backward(dout, cache, *, n_threads=None):
     dout : ndarray
     cache : VariantCache
         From the forward call; its ``kind`` picks the backward.
+    out : ndarray or None, default=None
+        Where to put ``dx`` (as in :func:`cydrop.dropout_backward`); not for DropConnect.
+    inplace : bool, default=False
+        Write ``dx`` into ``dout``; not for DropConnect.
     n_threads : int or None, default=None
         Any nonzero int, capped at the usable cores; never changes the result.
     """
     cache = _cache.check_cache(cache, (VariantCache,), "a cydrop.variants function",
                                _cache.VARIANT_KINDS, validate=False)
-    return _BACKWARD[cache.kind](dout, cache, n_threads=n_threads)
+    if cache.kind == "dropconnect":
+        if out is not None or inplace is not False:
+            raise TypeError("DropConnect's backward returns (dx, dW, db): out and inplace are "
+                            "not supported for it")
+        return dropconnect_backward(dout, cache, n_threads=n_threads)
+    return _BACKWARD[cache.kind](dout, cache, out=out, inplace=inplace, n_threads=n_threads)
