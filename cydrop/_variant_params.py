@@ -14,8 +14,9 @@ import numpy as np
 
 from cydrop import _contract, _validation
 
-__all__ = ["ALPHA_PRIME", "alpha_constants", "check_gauss_rate", "collapse", "collapse_cached",
-           "exact_k_count", "exact_k_scale", "gaussian_sigma", "mask_shape", "normalize_axes"]
+__all__ = ["ALPHA_PRIME", "alpha_constants", "channel_axes", "check_gauss_rate", "collapse",
+           "collapse_cached", "exact_k_count", "exact_k_scale", "gaussian_sigma", "mask_shape",
+           "normalize_axes"]
 
 ALPHA_PRIME = -1.7580993408473766   # -lambda * alpha of SELU, PyTorch's alpha'
 
@@ -95,6 +96,25 @@ def normalize_axes(axes, ndim, name):
             raise ValueError(f"{name} must not repeat an axis, got {axes!r}")
         out.append(a)
     return tuple(sorted(out))
+
+
+def channel_axes(channel_axis, ndim, name="channel_axis"):
+    """``(c, spatial)``: channel dropout's channel axis of an ``ndim``-dimensional (N, ...) array
+    as a non-negative axis, and the axes its mask is shared along (all but 0 and ``c``).
+
+    ``channel_axis`` is an int in ``[-ndim, ndim)`` other than the batch axis 0 (``-ndim``).
+    """
+    if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(channel_axis).__name__} "
+                        f"{channel_axis!r}")
+    if not -ndim <= channel_axis < ndim:
+        raise ValueError(f"{name} must satisfy -{ndim} <= {name} < {ndim} for x of {ndim} "
+                         f"dimensions, got {channel_axis}")
+    c = int(channel_axis) % ndim
+    if c == 0:
+        raise ValueError(f"{name} must not be axis 0, the batch axis (one decision per sample "
+                         f"and channel), got {channel_axis}")
+    return c, tuple(d for d in range(1, ndim) if d != c)
 
 
 def mask_shape(shape, noise_shape, broadcast_axes):

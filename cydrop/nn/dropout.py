@@ -310,32 +310,46 @@ class BroadcastDropout(DropoutBase):
 
 
 class SpatialDropout(BroadcastDropout):
-    """Channel dropout for (N, C, L), (N, C, H, W), (N, C, D, H, W): PyTorch's Dropout1d/2d/3d.
+    """Channel dropout for (N, C, L), (N, C, H, W), (N, C, D, H, W): PyTorch's Dropout1d/2d/3d;
+    with ``channel_axis=-1``, for channels-last (N, L, C), (N, H, W, C), (N, D, H, W, C).
 
-    One mask value per (sample, channel), shared over the spatial axes.
+    One mask value per (sample, channel), shared over the spatial axes. The (N, C) decisions
+    are the same in both layouts for one seed (see :func:`cydrop.variants.spatial_dropout`).
 
     Parameters
     ----------
     rate, seed, n_threads
         As :class:`DropoutBase`.
+    channel_axis : int, default=1
+        The channel axis of the input: 1 (channels-first) or -1 (channels-last), or any axis
+        but 0, the batch axis. Checked against each input's dimensions.
 
     See Also
     --------
     cydrop.variants.spatial_dropout
     """
 
-    def __init__(self, rate=0.5, *, seed=None, n_threads=None):
+    def __init__(self, rate=0.5, *, channel_axis=1, seed=None, n_threads=None):
+        if isinstance(channel_axis, bool) or not isinstance(channel_axis, (int, np.integer)):
+            raise TypeError(f"channel_axis must be an int, got {type(channel_axis).__name__} "
+                            f"{channel_axis!r}")
+        if channel_axis == 0:
+            raise ValueError("channel_axis must not be axis 0, the batch axis (one decision per "
+                             "sample and channel), got 0")
         super().__init__(rate, (), seed=seed, n_threads=n_threads)
+        self.channel_axis = int(channel_axis)
 
     def _axes(self, x, fixed_mask):
         if x.ndim not in (3, 4, 5):
             raise ValueError(f"x must have 3, 4 or 5 dimensions (N, C, *spatial) for "
                              f"SpatialDropout, got shape {x.shape}")
-        axes = tuple(range(2, x.ndim))
+        _, axes = _variant_params.channel_axes(getattr(self, "channel_axis", 1), x.ndim)
         return (0,) + axes if fixed_mask else axes
 
     def extra_repr(self):
-        return f"rate={self.rate:g}"
+        if getattr(self, "channel_axis", 1) == 1:
+            return f"rate={self.rate:g}"
+        return f"rate={self.rate:g}, channel_axis={self.channel_axis}"
 
 
 class LockedDropout(BroadcastDropout):

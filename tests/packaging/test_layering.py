@@ -40,7 +40,8 @@ MAX_LINES = 500
 EXTENSIONS = {"cydrop._kernels", "cydrop._openmp", "cydrop._variants", "cydrop._modern"}
 CONTRACT = {"cydrop._contract", "cydrop._validation", "cydrop._seeds"}
 OP = {"cydrop._cache", "cydrop._common", "cydrop._core", "cydrop._cs231n", "cydrop._shard",
-      "cydrop._variant_params", "cydrop.fused", "cydrop.variants",
+      "cydrop._variant_params", "cydrop._variants_misc", "cydrop._variants_nd",
+      "cydrop._variants_noise", "cydrop._variants_out", "cydrop.fused", "cydrop.variants",
       "cydrop.residual", "cydrop.attention", "cydrop.blocks",
       "cydrop._feature_alpha"}
 ALIASES = {"cydrop.torch": "cydrop.interop.torch", "cydrop.dask": "cydrop.interop.dask",

@@ -283,7 +283,7 @@ SOURCES = ("cydrop/_kernels.pyx", "cydrop/_kernels.pxd", "cydrop/_openmp.pyx",
            "setup.py",
            "pyproject.toml", "MANIFEST.in", "LICENSE", "README.md")
 # The sources compress to ~470 KB (kernels, Cython, Python, tests, docs' Markdown); the C that
-# Cython generates from the .pyx would add ~1.3 MB compressed, so the cap still catches it.
+# Cython generates from the .pyx would add ~1 MB compressed, so the cap still catches it.
 SDIST_MAX_BYTES = 700_000
 
 

@@ -20,7 +20,17 @@ import cydrop
 import cydrop.nn as VL
 import cydrop.nn as nn
 import cydrop.variants as V
-from cydrop import _common, _kernels, _validation, _variants, fused
+from cydrop import (
+    _common,
+    _kernels,
+    _validation,
+    _variants,
+    _variants_misc,
+    _variants_nd,
+    _variants_noise,
+    _variants_out,
+    fused,
+)
 
 from helpers import bits_of, python_env, run_python
 
@@ -586,6 +596,10 @@ def test_undecidable_overlap_in_fused_is_refused_not_raised(monkeypatch):
 
 # ================================================================ 4. unaligned buffers
 
+# every module that calls the variant kernels (cydrop.variants re-exports them)
+_KERNEL_CALLERS = (_common, _variants_misc, _variants_nd, _variants_noise, _variants_out)
+
+
 class _AlignmentSpy:
     """Stands in for a kernel module: every call's array arguments must be aligned."""
 
@@ -617,8 +631,8 @@ def test_unaligned_arrays_reach_the_variant_kernels_aligned(kind, dtype, monkeyp
     ref, cref = forward(xa)
     dref = V.backward(np.ones(shape, dtype), cref)
     spy = _AlignmentSpy(_variants)
-    monkeypatch.setattr(V, "_v", spy)
-    monkeypatch.setattr(_common, "_v", spy)      # the op path's shared kernel calls
+    for module in _KERNEL_CALLERS:              # the split variant modules and the op path
+        monkeypatch.setattr(module, "_v", spy)
     y, c = forward(x)
     assert (bits_of(y) == bits_of(ref)).all() and (bits_of(x) == bits_of(xa)).all()
     assert (bits_of(V.backward(_unaligned(shape, dtype, 1), c)) == bits_of(dref)).all()
@@ -631,7 +645,8 @@ def test_unaligned_dropconnect(dtype, monkeypatch):
     x, W, b = _x((8, 30), dtype), _unaligned((30, 600), dtype, seed=1), _x(600, dtype, 2)
     ref, cref = V.dropconnect_forward(x, W.copy(), b, 0.5, seed=2)
     spy = _AlignmentSpy(_variants)
-    monkeypatch.setattr(V, "_v", spy)
+    for module in _KERNEL_CALLERS:
+        monkeypatch.setattr(module, "_v", spy)
     y, c = V.dropconnect_forward(x, W, b, 0.5, seed=2)
     assert (bits_of(y) == bits_of(ref)).all()
     dout = _x((8, 600), dtype, 3)
