@@ -1,7 +1,7 @@
 """The documentation's numbers: named figures and tables computed from the benchmark records.
 
 The records are the JSON files of ``docs/_data/`` (``bench.json``, ``contention.json``,
-``courses.json``, ``training.json``), written by :mod:`cydrop.apps.docdata`. This module only
+``courses.json``, ``training.json``, ``modern.json``), written by :mod:`cydrop.apps.docdata`. This module only
 reads them: the Sphinx extension of ``docs/_ext/`` renders :func:`figures` and :func:`tables`
 into the pages, and :func:`readme_block` is the README's speed section, so the site, the README
 and the tests all take a number from the same place. No figure is typed by hand.
@@ -22,7 +22,7 @@ __all__ = ["RECORDS", "slug", "load_records", "format_value", "figures", "tables
            "machine_line", "markdown_table", "readme_block", "replace_readme_block",
            "BenchDataError"]
 
-RECORDS = ("bench", "contention", "courses", "training")
+RECORDS = ("bench", "contention", "courses", "training", "modern")
 CACHE_SIZES = ("64K", "256K", "1M")             # the matched floor is core-bound here
 MEMORY_SIZES = ("4M", "16M", "64M")             # ... and bound by memory here
 MODE_GROUPS = {
@@ -236,8 +236,14 @@ def _training_figures(data, out):
         out["vs_torch.torch"] = (vt["torch"], "s")
 
 
+def _modern_figures(data, out):
+    from .benchdata_modern import modern_figures   # here: benchdata_modern imports this module
+    modern_figures(data, out)
+
+
 _FIGURES = {"bench": _bench_figures, "contention": _contention_figures,
-            "courses": _courses_figures, "training": _training_figures}
+            "courses": _courses_figures, "training": _training_figures,
+            "modern": _modern_figures}
 
 
 def figures(records):
@@ -382,8 +388,13 @@ def _training_tables(data, out):
         out["train_output"] = data["train"]["output"]
 
 
+def _modern_tables(data, out):
+    from .benchdata_modern import modern_tables
+    modern_tables(data, out)
+
+
 _TABLES = {"bench": _bench_tables, "contention": _contention_tables,
-           "courses": _courses_tables, "training": _training_tables}
+           "courses": _courses_tables, "training": _training_tables, "modern": _modern_tables}
 
 
 def tables(records):
