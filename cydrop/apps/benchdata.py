@@ -1,10 +1,12 @@
 """The documentation's numbers: named figures and tables computed from the benchmark records.
 
 The records are the JSON files of ``docs/_data/`` (``bench.json``, ``contention.json``,
-``courses.json``, ``training.json``, ``modern.json``), written by :mod:`cydrop.apps.docdata`. This module only
-reads them: the Sphinx extension of ``docs/_ext/`` renders :func:`figures` and :func:`tables`
-into the pages, and :func:`readme_block` is the README's speed section, so the site, the README
-and the tests all take a number from the same place. No figure is typed by hand.
+``courses.json``, ``training.json``, ``modern.json``), written by :mod:`cydrop.apps.docdata`.
+This module only reads them (the ``modern`` record's figures and tables are in
+:mod:`cydrop.apps.benchdata_modern`): the Sphinx extension of ``docs/_ext/`` renders
+:func:`figures` and :func:`tables` into the pages, and :func:`readme_block` is the README's
+speed section, so the site, the README and the tests all take a number from the same place. No
+figure is typed by hand.
 
 A figure is ``(value, unit)``; :func:`format_value` renders it (``x``: a ratio, ``s``: seconds
 shown in us, ms or s, ``ns``, ``%``, ``+%``: a signed percentage, ``int``, ``str``; a ``range``
@@ -237,7 +239,8 @@ def _training_figures(data, out):
 
 
 def _modern_figures(data, out):
-    from .benchdata_modern import modern_figures   # here: benchdata_modern imports this module
+    # imported here, not at the top: benchdata_modern imports this module
+    from .benchdata_modern import modern_figures
     modern_figures(data, out)
 
 
