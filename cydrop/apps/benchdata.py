@@ -15,10 +15,12 @@ value is a ``(low, high, unit)`` triple). A key is ``record:path``, e.g.
 """
 
 import json
-import math
 import os
 import re
 import textwrap
+
+from .benchdata_modern import modern_figures, modern_tables
+from .benchfmt import _ratio, _seconds, slug
 
 __all__ = ["RECORDS", "slug", "load_records", "format_value", "figures", "tables",
            "machine_line", "markdown_table", "readme_block", "replace_readme_block",
@@ -50,11 +52,6 @@ class BenchDataError(KeyError):
         return str(self.args[0]) if self.args else "benchmark data error"
 
 
-def slug(name):
-    """``'cydrop forward out='`` -> ``'cydrop_forward_out'``: the key form of a row's name."""
-    return re.sub(r"[^0-9a-z]+", "_", str(name).lower()).strip("_")
-
-
 def load_records(directory):
     """``{name: record}`` of every record file in ``directory`` (missing ones are left out)."""
     records = {}
@@ -64,26 +61,6 @@ def load_records(directory):
             with open(path, encoding="utf-8") as fh:
                 records[name] = json.load(fh)
     return records
-
-
-def _sig3(v):
-    """Three significant digits, thousands separated: 0.0123, 1.23, 12.3, 123, 1,234."""
-    if v == 0 or not math.isfinite(v):
-        return f"{v:g}"
-    decimals = max(0, 2 - math.floor(math.log10(abs(v))))
-    return f"{v:,.{decimals}f}"
-
-
-def _ratio(v):
-    """Two decimals under 10, one under 100, none above: 0.96, 8.56, 37.4, 231."""
-    return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 100 else f"{v:,.0f}"
-
-
-def _seconds(v):
-    for scale, unit in ((1e-6, "us"), (1e-3, "ms")):
-        if abs(v) < scale * 1000:
-            return f"{_sig3(v / scale)} {unit}"
-    return f"{_sig3(v)} s"
 
 
 def format_value(value, unit):
@@ -238,15 +215,9 @@ def _training_figures(data, out):
         out["vs_torch.torch"] = (vt["torch"], "s")
 
 
-def _modern_figures(data, out):
-    # imported here, not at the top: benchdata_modern imports this module
-    from .benchdata_modern import modern_figures
-    modern_figures(data, out)
-
-
 _FIGURES = {"bench": _bench_figures, "contention": _contention_figures,
             "courses": _courses_figures, "training": _training_figures,
-            "modern": _modern_figures}
+            "modern": modern_figures}
 
 
 def figures(records):
@@ -391,13 +362,8 @@ def _training_tables(data, out):
         out["train_output"] = data["train"]["output"]
 
 
-def _modern_tables(data, out):
-    from .benchdata_modern import modern_tables
-    modern_tables(data, out)
-
-
 _TABLES = {"bench": _bench_tables, "contention": _contention_tables,
-           "courses": _courses_tables, "training": _training_tables, "modern": _modern_tables}
+           "courses": _courses_tables, "training": _training_tables, "modern": modern_tables}
 
 
 def tables(records):

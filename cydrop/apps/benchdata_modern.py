@@ -22,10 +22,10 @@ above 1, as for the ``bench`` record's floors):
   (above 1: cydrop's block is faster); ``transformer.shape``, ``transformer.threads``.
 
 Tables: ``modern:residual`` and ``modern:transformer``. This module reads records only; it
-imports no compiled part of cydrop.
+imports no compiled part of cydrop (nor :mod:`cydrop.apps.benchdata`, which imports it).
 """
 
-from .benchdata import _ratio, _seconds, slug
+from .benchfmt import _ratio, _seconds, slug
 
 __all__ = ["modern_figures", "modern_tables"]
 
