@@ -20,7 +20,10 @@ width squared, the element-wise passes with the width). ``CYDROP_BENCH_TRANSFORM
 changes the shape.
 
 Run ``pytest bench/bench_transformer.py --benchmark-only`` (six rows: three implementations,
-two modes), or ``python bench/bench_transformer.py`` for the table of shares from one run.
+two modes), or ``python bench/bench_transformer.py [--rounds N] [--shape B,T,D,H] [--json PATH]``
+for the table of shares from one run (each implementation and mode in turn, median of the rounds
+after one warm-up call); the JSON is the ``transformer`` part of the docs' ``modern`` record
+(``python -m cydrop.apps.docdata``).
 """
 
 import os
@@ -194,15 +197,53 @@ def shares(rounds=3, n_threads=None):
 
 
 def main(argv=None):
-    from cydrop.apps.report import format_table
-    rounds = int((argv or sys.argv[1:] or ["3"])[0])
-    B, T, D, H = shape()
+    """Print the table of shares from one run and, with ``--json``, write it; returns 0."""
+    import argparse
+    import json
+
+    from cydrop.apps.report import format_table, machine
+
+    ap = argparse.ArgumentParser(description="a transformer block's dropout share: cydrop, "
+                                             "NumPy and torch, train and dropout off")
+    ap.add_argument("rounds", nargs="?", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", dest="rounds_opt", type=int, default=3,
+                    help="timed calls per implementation and mode (median of; default 3)")
+    ap.add_argument("--shape", metavar="B,T,D,H",
+                    help="batch, sequence, width, heads (default: CYDROP_BENCH_TRANSFORMER "
+                         "or 8,512,256,8)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="cydrop's and torch's threads (default: all usable cores)")
+    ap.add_argument("--json", metavar="PATH", help="also write the run as JSON")
+    args = ap.parse_args(argv)
+    rounds = args.rounds if args.rounds is not None else args.rounds_opt
+    if rounds < 1:
+        ap.error("rounds must be >= 1")
+    if args.shape:
+        os.environ["CYDROP_BENCH_TRANSFORMER"] = args.shape   # what shape() and Block read
+    try:
+        B, T, D, H = shape()
+    except ValueError as exc:
+        ap.error(str(exc))
+    threads = cydrop.effective_n_threads(args.threads)
+    res = shares(rounds, threads)
     rows = [[impl, f"{t * 1e3:.1f}", f"{off * 1e3:.1f}", f"{share:.1%}"]
-            for impl, (t, off, share) in shares(rounds).items()]
+            for impl, (t, off, share) in res.items()]
     print(f"transformer block forward, B={B} T={T} D={D} H={H}, float32, dropout {RATE}, "
-          f"{cydrop.effective_n_threads()} thread(s), median of {rounds}")
+          f"{threads} thread(s), median of {rounds}")
     print(format_table(["impl", "train ms", "dropout off ms", "dropout share"], rows))
+    if args.json:
+        torch = sys.modules.get("torch")
+        data = {"shape": {"batch": B, "sequence": T, "width": D, "heads": H}, "rate": RATE,
+                "rounds": rounds, "statistic": "median", "threads": threads,
+                "torch": torch.__version__ if torch is not None and "torch" in res else None,
+                "results": {impl: {"train": t, "off": off, "share": share}
+                            for impl, (t, off, share) in res.items()},
+                "machine": machine(threads, torch)}
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1)
+            fh.write("\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,10 +1,12 @@
 """The documentation's numbers: named figures and tables computed from the benchmark records.
 
 The records are the JSON files of ``docs/_data/`` (``bench.json``, ``contention.json``,
-``courses.json``, ``training.json``), written by :mod:`cydrop.apps.docdata`. This module only
-reads them: the Sphinx extension of ``docs/_ext/`` renders :func:`figures` and :func:`tables`
-into the pages, and :func:`readme_block` is the README's speed section, so the site, the README
-and the tests all take a number from the same place. No figure is typed by hand.
+``courses.json``, ``training.json``, ``modern.json``), written by :mod:`cydrop.apps.docdata`.
+This module only reads them (the ``modern`` record's figures and tables are in
+:mod:`cydrop.apps.benchdata_modern`): the Sphinx extension of ``docs/_ext/`` renders
+:func:`figures` and :func:`tables` into the pages, and :func:`readme_block` is the README's
+speed section, so the site, the README and the tests all take a number from the same place. No
+figure is typed by hand.
 
 A figure is ``(value, unit)``; :func:`format_value` renders it (``x``: a ratio, ``s``: seconds
 shown in us, ms or s, ``ns``, ``%``, ``+%``: a signed percentage, ``int``, ``str``; a ``range``
@@ -13,16 +15,18 @@ value is a ``(low, high, unit)`` triple). A key is ``record:path``, e.g.
 """
 
 import json
-import math
 import os
 import re
 import textwrap
+
+from .benchdata_modern import modern_figures, modern_tables
+from .benchfmt import _ratio, _seconds, slug
 
 __all__ = ["RECORDS", "slug", "load_records", "format_value", "figures", "tables",
            "machine_line", "markdown_table", "readme_block", "replace_readme_block",
            "BenchDataError"]
 
-RECORDS = ("bench", "contention", "courses", "training")
+RECORDS = ("bench", "contention", "courses", "training", "modern")
 CACHE_SIZES = ("64K", "256K", "1M")             # the matched floor is core-bound here
 MEMORY_SIZES = ("4M", "16M", "64M")             # ... and bound by memory here
 MODE_GROUPS = {
@@ -44,11 +48,6 @@ class BenchDataError(KeyError):
         return str(self.args[0]) if self.args else "benchmark data error"
 
 
-def slug(name):
-    """``'cydrop forward out='`` -> ``'cydrop_forward_out'``: the key form of a row's name."""
-    return re.sub(r"[^0-9a-z]+", "_", str(name).lower()).strip("_")
-
-
 def load_records(directory):
     """``{name: record}`` of every record file in ``directory`` (missing ones are left out)."""
     records = {}
@@ -58,26 +57,6 @@ def load_records(directory):
             with open(path, encoding="utf-8") as fh:
                 records[name] = json.load(fh)
     return records
-
-
-def _sig3(v):
-    """Three significant digits, thousands separated: 0.0123, 1.23, 12.3, 123, 1,234."""
-    if v == 0 or not math.isfinite(v):
-        return f"{v:g}"
-    decimals = max(0, 2 - math.floor(math.log10(abs(v))))
-    return f"{v:,.{decimals}f}"
-
-
-def _ratio(v):
-    """Two decimals under 10, one under 100, none above: 0.96, 8.56, 37.4, 231."""
-    return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 100 else f"{v:,.0f}"
-
-
-def _seconds(v):
-    for scale, unit in ((1e-6, "us"), (1e-3, "ms")):
-        if abs(v) < scale * 1000:
-            return f"{_sig3(v / scale)} {unit}"
-    return f"{_sig3(v)} s"
 
 
 def format_value(value, unit):
@@ -234,7 +213,8 @@ def _training_figures(data, out):
 
 
 _FIGURES = {"bench": _bench_figures, "contention": _contention_figures,
-            "courses": _courses_figures, "training": _training_figures}
+            "courses": _courses_figures, "training": _training_figures,
+            "modern": modern_figures}
 
 
 def figures(records):
@@ -381,7 +361,7 @@ def _training_tables(data, out):
 
 
 _TABLES = {"bench": _bench_tables, "contention": _contention_tables,
-           "courses": _courses_tables, "training": _training_tables}
+           "courses": _courses_tables, "training": _training_tables, "modern": modern_tables}
 
 
 def tables(records):

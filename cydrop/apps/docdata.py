@@ -16,7 +16,10 @@ The records, each with the machine it was measured on (:func:`cydrop.apps.report
 * ``contention.json``: ``cydrop bench --contention --report DIR``;
 * ``courses.json``: ``python -m cydrop.compat.bench`` (each course's dropout experiment);
 * ``training.json``: ``cydrop train --quiet``, ``bench/mlp_share.py`` at the default threads and
-  at one thread everywhere, and ``bench/mlp_vs_torch.py``.
+  at one thread everywhere, and ``bench/mlp_vs_torch.py``;
+* ``modern.json``: ``bench/bench_residual.py --json`` (``dropout_add`` against its floor and
+  unfused NumPy at 16M, one thread and the team) and ``bench/bench_transformer.py --json`` (a
+  transformer block's dropout share for cydrop, NumPy and torch).
 
 Every measurement runs in a fresh process (so thread pools, environment variables such as
 ``OPENBLAS_NUM_THREADS`` and the load feedback start clean). Run it on a quiet machine: it takes
@@ -114,8 +117,29 @@ def regen_training(out, tmp, quick=False):
                  + (" (--quick: one epoch or round each)" if quick else ""), data)
 
 
+# --quick: a small size and shape, few samples (a trial of the pipeline, not a measurement)
+MODERN_QUICK = {"residual": ["--size", "1M", "--repeat", "2"],
+                "transformer": ["--rounds", "1", "--shape", "2,64,64,4"]}
+
+
+def regen_modern(out, tmp, quick=False):
+    data, commands = {}, []
+    for part, script in (("residual", "bench/bench_residual.py"),
+                         ("transformer", "bench/bench_transformer.py")):
+        path = os.path.join(tmp, f"{part}.json")
+        extra = MODERN_QUICK[part] if quick else []
+        _run([script, "--json", path, *extra])
+        with open(path, encoding="utf-8") as fh:
+            data[part] = json.load(fh)
+        commands.append(" ".join(["python", script, *extra]))
+    write_record(os.path.join(out, "modern.json"), "modern",
+                 "; ".join(commands) + (" (--quick: a small size and shape, few samples)"
+                                        if quick else ""),
+                 data, threads=max(data["residual"]["threads"]))
+
+
 REGEN = {"bench": regen_bench, "contention": regen_contention, "courses": regen_courses,
-         "training": regen_training}
+         "training": regen_training, "modern": regen_modern}
 
 
 def write_readme(data_dir=DATA_DIR, readme=README):

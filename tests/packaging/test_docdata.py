@@ -40,7 +40,7 @@ def test_the_pages_use_the_records():
     used = {page.name for page in _pages()
             if ROLE.search(page.read_text(encoding="utf-8"))
             or DIRECTIVE.search(page.read_text(encoding="utf-8"))}
-    assert {"performance.md", "training.md", "courses.md", "threads.md"} <= used
+    assert {"performance.md", "training.md", "courses.md", "threads.md", "variants.md"} <= used
 
 
 def test_every_key_the_pages_use_exists(records):
@@ -196,3 +196,87 @@ def test_docdata_check_and_its_usage_errors(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         docdata.main(["--only", "bench,nosuch"])
     assert "unknown record(s) ['nosuch']" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- the modern record
+
+MODERN_FIGURES = ["add.1.vs_floor", "add.1.vs_numpy", "add.team.vs_floor", "add.team.vs_numpy",
+                  "transformer.cydrop.share", "transformer.numpy.share",
+                  "transformer.torch.share", "transformer.cydrop.vs_numpy",
+                  "transformer.cydrop.vs_torch"]
+
+
+def test_the_modern_record_has_its_figures_and_tables(records):
+    data = records["modern"]["data"]
+    figures, tables = benchdata.figures(records), benchdata.tables(records)
+    for key in MODERN_FIGURES:
+        assert f"modern:{key}" in figures, key
+    res, tr = data["residual"], data["transformer"]
+    team = str(max(res["threads"]))
+    assert figures["modern:add.team.vs_floor"] == figures[f"modern:add.{team}.vs_floor"]
+    row = res["times"]["1"]
+    assert figures["modern:add.1.vs_floor"] == (
+        row["cydrop dropout_add"] / row["floor stream_add"], "x")
+    assert figures["modern:add.1.vs_numpy"] == (res["numpy"] / row["cydrop dropout_add"], "x")
+    r = tr["results"]
+    assert figures["modern:transformer.cydrop.vs_numpy"] == (
+        r["numpy"]["train"] / r["cydrop"]["train"], "x")
+    assert figures["modern:transformer.numpy.share"] == (100 * r["numpy"]["share"], "%")
+    headers, _, rows, note = tables["modern:residual"]
+    assert len(rows) == 2 * len(res["times"]) + 1 and f"{res['n']:,}" in note
+    headers, _, rows, note = tables["modern:transformer"]
+    assert [row[0] for row in rows] == list(r) and "dropout share" in headers
+    assert all(str(v) in note for v in tr["shape"].values())
+
+
+def test_the_committed_modern_record_says_how_it_was_run(records):
+    command = records["modern"]["command"]
+    assert "bench/bench_residual.py" in command and "bench/bench_transformer.py" in command
+    # a --quick trial run says so; a real one names neither a small size nor --quick
+    assert ("--quick" in command) == ("--size" in command or "--shape" in command)
+
+
+def test_modern_figures_alias_team_only_above_one_thread():
+    from cydrop.apps import benchdata_modern
+
+    res = {"n": 8, "size": "8", "repeat": 1, "numpy": 4.0, "rate": 0.1,
+           "times": {"1": {"cydrop dropout_add": 2.0, "floor stream_add": 1.0}}}
+    out = {}
+    benchdata_modern.modern_figures({"residual": res}, out)
+    assert out["add.1.vs_floor"] == (2.0, "x") and out["add.1.vs_numpy"] == (2.0, "x")
+    assert not any(k.startswith("add.team.") for k in out)
+    res["times"]["4"] = {"cydrop dropout_add": 0.5, "floor stream_add": 0.5}
+    benchdata_modern.modern_figures({"residual": res}, out)
+    assert out["add.team.threads"] == (4, "int") and out["add.team.vs_numpy"] == (8.0, "x")
+
+
+def test_docdata_only_modern_writes_the_record(tmp_path, monkeypatch):
+    """``python -m cydrop.apps.docdata --only modern --quick`` runs both bench scripts (here at
+    an even smaller size and shape) and writes modern.json; the README block is untouched."""
+    import shutil
+
+    (tmp_path / "docs" / "_data").mkdir(parents=True)
+    for name in benchdata.RECORDS:
+        if name != "modern":
+            shutil.copy(DATA / f"{name}.json", tmp_path / "docs" / "_data")
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(docdata, "ROOT", str(ROOT))        # where bench/ is
+    monkeypatch.setattr(docdata, "MODERN_QUICK", {
+        "residual": ["--size", "64K", "--repeat", "1", "--threads", "2"],
+        "transformer": ["--rounds", "1", "--shape", "1,16,16,2", "--threads", "1"]})
+    assert docdata.main(["--only", "modern", "--quick"]) == 0
+    record = json.loads((tmp_path / "docs" / "_data" / "modern.json").read_text("utf-8"))
+    assert record["record"] == "modern" and "--quick" in record["command"]
+    assert "--size 64K" in record["command"] and record["machine"]["cpu"].strip()
+    data = record["data"]
+    assert data["residual"]["n"] == 1 << 16 and data["residual"]["threads"] == [1, 2]
+    assert data["transformer"]["shape"] == {"batch": 1, "sequence": 16, "width": 16,
+                                            "heads": 2}
+    assert "machine" in data["residual"] and "machine" in data["transformer"]
+    figures = benchdata.figures({"modern": record})
+    for key in MODERN_FIGURES:
+        if "torch" not in key or "torch" in data["transformer"]["results"]:
+            assert f"modern:{key}" in figures, key
+    assert {"modern:residual", "modern:transformer"} <= set(benchdata.tables({"modern": record}))
+    assert (tmp_path / "README.md").read_text("utf-8") == (ROOT / "README.md").read_text("utf-8")
