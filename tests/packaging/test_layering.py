@@ -9,7 +9,8 @@ without being listed here:
 * extensions: the compiled ``_kernels``, ``_openmp``, ``_variants``;
 * contract: ``_contract``, ``_validation``, ``_seeds``;
 * op: the op layer, ``_cache``, ``_common``, ``_core``, ``_cs231n``, ``_shard``,
-  ``_variant_params``, ``fused``, ``variants``, ``residual``, ``attention``, ``blocks``,
+  ``_variant_params``, ``_variants_*``, ``fused``, ``variants``, ``residual``, ``attention``,
+  ``blocks``,
   ``_feature_alpha``;
 * face: the package ``cydrop`` itself (``cydrop/__init__.py``);
 * nn: ``cydrop/nn/``;
