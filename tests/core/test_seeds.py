@@ -85,10 +85,10 @@ def test_derive_seed_pinned_values():
 
 
 def test_derive_seed_is_the_same_in_another_process():
-    import subprocess
-    import sys
+    from helpers import run_python
     code = "import cydrop; print(cydrop.derive_seed(7, 'encoder.3.dropout', 2))"
-    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    got = run_python(["-c", code])
+    assert got.returncode == 0, got.stderr
     assert int(got.stdout) == cydrop.derive_seed(7, "encoder.3.dropout", 2)
 
 

@@ -7,15 +7,14 @@ stops the build on a key the records do not hold; and the bench commands write t
 """
 
 import json
-import os
 import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
 
 from cydrop.apps import benchdata, docdata
+
+from helpers import run_python
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -128,11 +127,10 @@ def _sphinx(tmp_path, body):
         "extensions = ['myst_parser', 'benchnum']\n"
         f"benchdata_dir = {str(DATA)!r}\n", encoding="utf-8")
     (src / "index.md").write_text(f"# t\n\n{body}\n", encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
-    return subprocess.run([sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(src),
-                           str(tmp_path / "out")], capture_output=True, text=True, env=env,
-                          timeout=300)
+    # the cydrop under test (an installed one, or this checkout built in place), never an
+    # unbuilt checkout that happens to be the working directory
+    return run_python(["-m", "sphinx", "-W", "-q", "-b", "html", str(src), str(tmp_path / "out")],
+                      timeout=300)
 
 
 def test_the_extension_renders_the_records(tmp_path, records):
