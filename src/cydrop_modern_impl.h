@@ -92,20 +92,8 @@ static inline double CYDROP_MFN(cydrop_exp_neg)(double x)
  * cydrop_forward_block): each step of 32 elements advances the eight lanes held in native
  * vectors, compares its 32 draws with the threshold 16 bits at a time, and selects, adds the
  * bias and the residual at once, so the generator's arithmetic overlaps the loads and stores.
- * Same bits as fill_draws + the element loop below. */
-#define CYDROP_M_LANES_STEP()                                                 \
-    do {                                                                      \
-        for (int v_ = 0; v_ < CYDROP_NV; v_++) {                              \
-            const cydrop_vnat sum_ = A[v_] + E[v_], t_ = B[v_] << 17;         \
-            O[v_] = ((sum_ << 23) | (sum_ >> 41)) + A[v_];                    \
-            C[v_] ^= A[v_];                                                   \
-            E[v_] ^= B[v_];                                                   \
-            B[v_] ^= C[v_];                                                   \
-            A[v_] ^= E[v_];                                                   \
-            C[v_] ^= t_;                                                      \
-            E[v_] = (E[v_] << 45) | (E[v_] >> 19);                            \
-        }                                                                     \
-    } while (0)
+ * Same bits as fill_draws + the element loop below. The generator step is the core's
+ * CYDROP_LANES_STEP (this header is included by cydrop_kernels_impl.h, where it is defined). */
 
 #define CYDROP_DEFINE_ADD_STEPS(T, SUF)                                                        \
     static inline __attribute__((always_inline)) void CYDROP_MFN(cydrop_add_steps_##SUF)(      \
@@ -136,7 +124,7 @@ static inline double CYDROP_MFN(cydrop_exp_neg)(double x)
                 __builtin_prefetch(y + base + CYDROP_ADD_PF_AHEAD / sizeof(T), 1, 0);                         \
                 __builtin_prefetch(y + base + CYDROP_ADD_PF_AHEAD / sizeof(T) + 64 / sizeof(T), 1, 0);        \
             }                                                                                  \
-            CYDROP_M_LANES_STEP();                                                             \
+            CYDROP_LANES_STEP();                                                               \
             for (int v_ = 0; v_ < CYDROP_NV; v_++) {                                           \
                 CYDROP_MFN(cydrop_vu16) d_;                                                    \
                 memcpy(&d_, &O[v_], VB);                                                       \
@@ -212,7 +200,6 @@ static inline double CYDROP_MFN(cydrop_exp_neg)(double x)
 CYDROP_DEFINE_ADD_STEPS(float, f32)
 CYDROP_DEFINE_ADD_STEPS(double, f64)
 #undef CYDROP_DEFINE_ADD_STEPS
-#undef CYDROP_M_LANES_STEP
 #define CYDROP_M_BLOCK_PATH 1
 #else
 #define CYDROP_M_BLOCK_PATH 0
