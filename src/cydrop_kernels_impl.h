@@ -311,52 +311,69 @@ static inline CYDROP_FN(cydrop_vi16q) CYDROP_FN(cydrop_part16q)(CYDROP_FN(cydrop
 #endif
 
 /* One native vector of elements at x / y: y := drop ? +0.0 : x * scale, where m holds the
- * widened drop masks (a bit select: NaN and inf in x drop to +0.0 too). */
+ * widened drop masks (a bit select: NaN and inf in x drop to +0.0 too). With a residual r (the
+ * fused dropout_add; NULL everywhere else, folded away at compile time) y := r + that, added
+ * in registers. */
 #define CYDROP_DEFINE_SELECT1(T, SUF, BITS)                                                    \
     static inline __attribute__((always_inline)) void CYDROP_FN(cydrop_select1_##SUF)(         \
-        const T *x, T *y, CYDROP_FN(cydrop_vi##BITS) m, CYDROP_FN(cydrop_v##SUF) sv)          \
+        const T *x, const T *r, T *y, CYDROP_FN(cydrop_vi##BITS) m,                            \
+        CYDROP_FN(cydrop_v##SUF) sv)                                                           \
     {                                                                                          \
-        CYDROP_FN(cydrop_v##SUF) xv;                                                           \
+        CYDROP_FN(cydrop_v##SUF) xv, rv;                                                       \
         CYDROP_FN(cydrop_vi##BITS) u;                                                          \
         memcpy(&xv, x, CYDROP_VB);                                                             \
         xv *= sv;                                                                              \
         memcpy(&u, &xv, CYDROP_VB);                                                            \
         u &= ~m;                                                                               \
-        memcpy(y, &u, CYDROP_VB);                                                              \
+        if (r) {                                                                               \
+            memcpy(&xv, &u, CYDROP_VB);                                                        \
+            memcpy(&rv, r, CYDROP_VB);                                                         \
+            xv = rv + xv;                                                                      \
+            memcpy(y, &xv, CYDROP_VB);                                                         \
+        } else {                                                                               \
+            memcpy(y, &u, CYDROP_VB);                                                          \
+        }                                                                                      \
     }
 CYDROP_DEFINE_SELECT1(float, f32, 32)
 CYDROP_DEFINE_SELECT1(double, f64, 64)
 #undef CYDROP_DEFINE_SELECT1
 
-/* A step's 32 elements at x / y, with its drop masks as CYDROP_NV vi16 vectors. The parts are
- * spelled out (not looped over) because the widening takes constant part numbers. */
+/* A step's 32 elements at x / y (plus the residual r when not NULL), with its drop masks as
+ * CYDROP_NV vi16 vectors. The parts are spelled out (not looped over) because the widening
+ * takes constant part numbers. */
+#define CYDROP_AT(p, k) ((p) ? (p) + (k) : NULL)
 static inline __attribute__((always_inline)) void
-CYDROP_FN(cydrop_select_f32)(const float *x, float *y, const CYDROP_FN(cydrop_vi16) *drop,
-                             CYDROP_FN(cydrop_vf32) sv)
+CYDROP_FN(cydrop_select_f32)(const float *x, const float *r, float *y,
+                             const CYDROP_FN(cydrop_vi16) *drop, CYDROP_FN(cydrop_vf32) sv)
 {
     enum { W = CYDROP_VB / sizeof(float) };     /* floats per native vector */
     for (int v = 0; v < CYDROP_NV; v++) {
-        CYDROP_FN(cydrop_select1_f32)(x + 2 * v * W, y + 2 * v * W,
+        CYDROP_FN(cydrop_select1_f32)(x + 2 * v * W, CYDROP_AT(r, 2 * v * W), y + 2 * v * W,
                                       CYDROP_WIDEN32(drop[v], 0), sv);
-        CYDROP_FN(cydrop_select1_f32)(x + (2 * v + 1) * W, y + (2 * v + 1) * W,
-                                      CYDROP_WIDEN32(drop[v], 1), sv);
+        CYDROP_FN(cydrop_select1_f32)(x + (2 * v + 1) * W, CYDROP_AT(r, (2 * v + 1) * W),
+                                      y + (2 * v + 1) * W, CYDROP_WIDEN32(drop[v], 1), sv);
     }
 }
 
 static inline __attribute__((always_inline)) void
-CYDROP_FN(cydrop_select_f64)(const double *x, double *y, const CYDROP_FN(cydrop_vi16) *drop,
-                             CYDROP_FN(cydrop_vf64) sv)
+CYDROP_FN(cydrop_select_f64)(const double *x, const double *r, double *y,
+                             const CYDROP_FN(cydrop_vi16) *drop, CYDROP_FN(cydrop_vf64) sv)
 {
     enum { W = CYDROP_VB / sizeof(double) };
     for (int v = 0; v < CYDROP_NV; v++) {
-        const double *xv = x + 4 * v * W;
-        double *yv = y + 4 * v * W;
-        CYDROP_FN(cydrop_select1_f64)(xv, yv, CYDROP_WIDEN64(drop[v], 0), sv);
-        CYDROP_FN(cydrop_select1_f64)(xv + W, yv + W, CYDROP_WIDEN64(drop[v], 1), sv);
-        CYDROP_FN(cydrop_select1_f64)(xv + 2 * W, yv + 2 * W, CYDROP_WIDEN64(drop[v], 2), sv);
-        CYDROP_FN(cydrop_select1_f64)(xv + 3 * W, yv + 3 * W, CYDROP_WIDEN64(drop[v], 3), sv);
+        const int64_t o = 4 * v * W;
+        double *yv = y + o;
+        CYDROP_FN(cydrop_select1_f64)(x + o, CYDROP_AT(r, o), yv,
+                                      CYDROP_WIDEN64(drop[v], 0), sv);
+        CYDROP_FN(cydrop_select1_f64)(x + o + W, CYDROP_AT(r, o + W), yv + W,
+                                      CYDROP_WIDEN64(drop[v], 1), sv);
+        CYDROP_FN(cydrop_select1_f64)(x + o + 2 * W, CYDROP_AT(r, o + 2 * W), yv + 2 * W,
+                                      CYDROP_WIDEN64(drop[v], 2), sv);
+        CYDROP_FN(cydrop_select1_f64)(x + o + 3 * W, CYDROP_AT(r, o + 3 * W), yv + 3 * W,
+                                      CYDROP_WIDEN64(drop[v], 3), sv);
     }
 }
+#undef CYDROP_AT
 
 /* The 32 keep flags of a step, from its drop masks, into 0/1 bytes and/or packed bits (either
  * may be NULL). On x86 the masks are packed to bytes with saturation (-1 and 0 survive) and the
@@ -438,7 +455,7 @@ CYDROP_FN(cydrop_store_keep16)(const CYDROP_FN(cydrop_vi16) *drop, uint8_t *byte
             }                                                                                  \
             CYDROP_LANES_STEP();                                                               \
             CYDROP_DROP16(drop, O, t16, all_kept);                                             \
-            CYDROP_FN(cydrop_select_##SUF)(x + base, y + base, drop, sv);                      \
+            CYDROP_FN(cydrop_select_##SUF)(x + base, NULL, y + base, drop, sv);                \
             /* with_mask, a constant: 0 none, 1 bits, 2 bytes, 3 both, 4 whichever is given */ \
             if (with_mask == 4)                                                                \
                 CYDROP_FN(cydrop_store_keep16)(drop, bytes ? bytes + base : NULL,              \
@@ -530,7 +547,7 @@ CYDROP_DEFINE_BLOCK_FORWARD(double, f64, uint64_t)
             for (int v = 0; v < CYDROP_PER_STEP / W; v++) {                                    \
                 const CYDROP_FN(cydrop_vi##IB) m =                                             \
                     ((IT)(w >> (v * W)) - (CYDROP_FN(cydrop_vi##IB)){0}) & sel;                \
-                CYDROP_FN(cydrop_select1_##SUF)(x + s * CYDROP_PER_STEP + v * W,               \
+                CYDROP_FN(cydrop_select1_##SUF)(x + s * CYDROP_PER_STEP + v * W, NULL,         \
                                                 y + s * CYDROP_PER_STEP + v * W, m == 0, sv);  \
             }                                                                                  \
         }                                                                                      \

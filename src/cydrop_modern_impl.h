@@ -104,7 +104,7 @@ static inline double CYDROP_MFN(cydrop_exp_neg)(double x)
         enum { VB = sizeof(cydrop_vnat) };                                                     \
         cydrop_vnat A[CYDROP_NV], B[CYDROP_NV], C[CYDROP_NV], E[CYDROP_NV], O[CYDROP_NV];      \
         CYDROP_MFN(cydrop_vi16) drop[CYDROP_NV];                                               \
-        T xin[CYDROP_PER_STEP], tmp[CYDROP_PER_STEP];                                          \
+        T xin[CYDROP_PER_STEP];                                          \
         const uint16_t t16s = thr > 65535u ? 65535u : (uint16_t)thr;                           \
         const CYDROP_MFN(cydrop_vu16) t16 = t16s - (CYDROP_MFN(cydrop_vu16)){0};               \
         const CYDROP_MFN(cydrop_v##SUF) sv = scale - (CYDROP_MFN(cydrop_v##SUF)){0};           \
@@ -148,15 +148,10 @@ static inline double CYDROP_MFN(cydrop_exp_neg)(double x)
                 }                                                                              \
                 src = xin;                                                                     \
             }                                                                                  \
-            if (has_res) {                                                                     \
-                CYDROP_MFN(cydrop_select_##SUF)(src, tmp, drop, sv);                           \
-                const T *r = res + base;                                                       \
-                T *yy = y + base;                                                              \
-                for (int k = 0; k < CYDROP_PER_STEP; k++)                                      \
-                    yy[k] = r[k] + tmp[k];                                                     \
-            } else {                                                                           \
-                CYDROP_MFN(cydrop_select_##SUF)(src, y + base, drop, sv);                      \
-            }                                                                                  \
+            /* the residual is added in registers (r + the selected element, as the  \
+               element loop below) */                                                          \
+            CYDROP_MFN(cydrop_select_##SUF)(src, has_res ? res + base : NULL, y + base, drop,  \
+                                            sv);                                               \
         }                                                                                      \
         memcpy(st->s0, A, sizeof A);                                                           \
         memcpy(st->s1, B, sizeof B);                                                           \
