@@ -197,26 +197,32 @@ CYDROP_HINLINE void
 CYDROP_FN(cydrop_scale_tile_bf16)(const uint16_t *x, uint16_t *y, float scale)
 {
 #if defined(CYDROP_X86_INTRIN) && defined(__AVX2__)
-    /* cydrop_f32_to_bf16 on 8 lanes at a time. Interleaving the 16-bit values above zeros
-       widens them to float32 bits (in the order unpacklo/hi give within each 128-bit lane, which
-       the unsigned pack at the end undoes); multiply; round on the bits; the NaN lanes
-       (unordered compare) become the sign | 0x7fc0. */
+    /* cydrop_f32_to_bf16 on 16 lanes, with no shuffle: each 32-bit word of h holds an even
+       element (low half) and an odd one (high half). Shifting the even one up, or masking the
+       odd one in place, makes each the bits of its float32; multiply; round on the bits
+       ((u + 0x7fff + lsb) >> 16 for the even ones, & 0xffff0000 in place for the odd ones);
+       OR the halves back together. A NaN: the multiply returns the input NaN quieted (x86
+       keeps the payload), whose low 16 bits are zero, so the rounding leaves it as h | 0x0040;
+       clearing its mantissa bits below 0x40 gives the sign | 0x7fc0 of the rule. */
     const __m256 sv = _mm256_set1_ps(scale);
-    const __m256i h = _mm256_loadu_si256((const __m256i *)x), zero = _mm256_setzero_si256();
+    const __m256i h = _mm256_loadu_si256((const __m256i *)x);
     const __m256i one = _mm256_set1_epi32(1), rb = _mm256_set1_epi32(0x7fff);
-    const __m256i sgn = _mm256_set1_epi32(0x8000), qn = _mm256_set1_epi32(0x7fc0);
-    __m256i r[2];
-    for (int k = 0; k < 2; k++) {
-        const __m256i w = k ? _mm256_unpackhi_epi16(zero, h) : _mm256_unpacklo_epi16(zero, h);
-        const __m256 f = _mm256_mul_ps(_mm256_castsi256_ps(w), sv);
-        const __m256i u = _mm256_castps_si256(f);
-        const __m256i hi = _mm256_srli_epi32(u, 16);
-        const __m256i rn = _mm256_srli_epi32(
-            _mm256_add_epi32(_mm256_add_epi32(u, rb), _mm256_and_si256(hi, one)), 16);
-        const __m256i nv = _mm256_or_si256(_mm256_and_si256(hi, sgn), qn);
-        r[k] = _mm256_blendv_epi8(rn, nv, _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q)));
-    }
-    _mm256_storeu_si256((__m256i *)y, _mm256_packus_epi32(r[0], r[1]));
+    const __m256i hi16 = _mm256_set1_epi32((int)0xffff0000u);
+    const __m256i ue = _mm256_castps_si256(
+        _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(h, 16)), sv));
+    const __m256i uo = _mm256_castps_si256(
+        _mm256_mul_ps(_mm256_castsi256_ps(_mm256_and_si256(h, hi16)), sv));
+    const __m256i re = _mm256_srli_epi32(
+        _mm256_add_epi32(_mm256_add_epi32(ue, rb),
+                         _mm256_and_si256(_mm256_srli_epi32(ue, 16), one)), 16);
+    const __m256i ro = _mm256_and_si256(
+        _mm256_add_epi32(_mm256_add_epi32(uo, rb),
+                         _mm256_and_si256(_mm256_srli_epi32(uo, 16), one)), hi16);
+    const __m256i t = _mm256_or_si256(re, ro);
+    const __m256i nan = _mm256_cmpgt_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x7fff)),
+                                           _mm256_set1_epi16(0x7f80));
+    _mm256_storeu_si256((__m256i *)y,
+                        _mm256_andnot_si256(_mm256_and_si256(nan, _mm256_set1_epi16(0x3f)), t));
 #else
     uint16_t t[CYDROP_HTILE];
     for (int i = 0; i < CYDROP_HTILE; i++)
