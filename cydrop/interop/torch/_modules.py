@@ -98,10 +98,51 @@ class ModuleStream:
         return f"ModuleStream(seed={s['seed']}, offset={s['offset']})"
 
 
+_FORWARD_DOC = """{} in training mode, the identity in evaluation mode.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            Tensors :func:`uses_cydrop` accepts run cydrop's kernels; any other goes to torch.
+
+        Returns
+        -------
+        torch.Tensor
+        """
+
+
+def _forward(owner, summary):
+    """The one forward of every cydrop module, as the method of the class ``owner`` with its
+    own docstring (``summary``: what it does in training mode). What differs between modules
+    is read from the class: the op ``_kind``, and ``_torch``, the name of torch's functional
+    form that takes the tensors cydrop does not (for the channel kinds also the name whose
+    shape rules and warnings :func:`channel_call` applies first)."""
+    def forward(self, input):
+        self._check_input(input)
+        kind = self._kind
+        if kind == "channel":
+            return _f.channel_call(self._torch, input, self.p, self.training, self.inplace,
+                                   self.n_threads, None, 0, module=self)
+        inplace = self.inplace if kind == "element" else False   # the alpha kinds ignore it
+        if not _f.uses_cydrop(input):
+            return getattr(F, self._torch)(input, self.p, self.training, inplace)
+        if kind == "feature_alpha":
+            return _f._feature_call(kind, input, self.p, self.training, False, self.n_threads,
+                                    None, 0, self)
+        if not self.training or self.p == 0.0:
+            return input
+        return _f.apply(input, self.p, inplace, kind, self.n_threads, module=self)
+
+    forward.__qualname__ = f"{owner}.forward"
+    forward.__doc__ = _FORWARD_DOC.format(summary)
+    return forward
+
+
 class _CydropDropout:
     """What every cydrop module adds to its torch peer: the seed stream and the threads."""
 
     _kind = "element"
+    _torch = "dropout"
 
     def __init__(self, p=0.5, inplace=False, *, seed=None, n_threads=None):
         p = _f.check_p(p)
@@ -198,43 +239,10 @@ class Dropout(_CydropDropout, torch.nn.Dropout):
     True
     """
 
-    def forward(self, input):
-        """Dropout of ``input`` in training mode, the identity in evaluation mode.
-
-        Parameters
-        ----------
-        input : torch.Tensor
-            Tensors :func:`uses_cydrop` accepts run cydrop's kernels; any other goes to torch.
-
-        Returns
-        -------
-        torch.Tensor
-        """
-        self._check_input(input)
-        if not _f.uses_cydrop(input):
-            return F.dropout(input, self.p, self.training, self.inplace)
-        if not self.training or self.p == 0.0:
-            return input
-        return _f.apply(input, self.p, self.inplace, "element", self.n_threads, module=self)
+    forward = _forward("Dropout", "Dropout of ``input``")
 
 
 def _channel_class(name, peer, fname, shapes):
-    def forward(self, input):
-        """Channel dropout in training mode, the identity in evaluation mode.
-
-        Parameters
-        ----------
-        input : torch.Tensor
-            Tensors :func:`uses_cydrop` accepts run cydrop's kernels; any other goes to torch.
-
-        Returns
-        -------
-        torch.Tensor
-        """
-        self._check_input(input)
-        return _f.channel_call(fname, input, self.p, self.training, self.inplace,
-                               self.n_threads, None, 0, module=self)
-
     doc = f"""{name}(p=0.5, inplace=False, *, seed=None, n_threads=None)
 
     ``torch.nn.{name}`` running cydrop's kernels: zeroes whole channels of {shapes} inputs
@@ -247,8 +255,9 @@ def _channel_class(name, peer, fname, shapes):
         Probability of zeroing a channel, ``0 <= p <= 1``.
     inplace : bool, default=False
         Do the operation in place.""" + _STREAM_DOC
-    return type(name, (_CydropDropout, peer), {"__doc__": doc, "forward": forward,
-                                                "__module__": __name__, "_kind": "channel"})
+    return type(name, (_CydropDropout, peer), {"__doc__": doc, "__module__": __name__,
+                                                "_kind": "channel", "_torch": fname,
+                                                "forward": _forward(name, "Channel dropout")})
 
 
 Dropout1d = _channel_class("Dropout1d", torch.nn.Dropout1d, "dropout1d", "(N, C, L) or (C, L)")
@@ -271,25 +280,9 @@ class AlphaDropout(_CydropDropout, torch.nn.AlphaDropout):
         Ignored by the forward, as in torch.""" + _STREAM_DOC
 
     _kind = "alpha"
+    _torch = "alpha_dropout"
 
-    def forward(self, input):
-        """Alpha dropout in training mode, the identity in evaluation mode.
-
-        Parameters
-        ----------
-        input : torch.Tensor
-            Tensors :func:`uses_cydrop` accepts run cydrop's kernels; any other goes to torch.
-
-        Returns
-        -------
-        torch.Tensor
-        """
-        self._check_input(input)
-        if not _f.uses_cydrop(input):
-            return F.alpha_dropout(input, self.p, self.training)
-        if not self.training or self.p == 0.0:
-            return input
-        return _f.apply(input, self.p, False, "alpha", self.n_threads, module=self)
+    forward = _forward("AlphaDropout", "Alpha dropout")
 
 
 class FeatureAlphaDropout(_CydropDropout, torch.nn.FeatureAlphaDropout):
@@ -307,21 +300,6 @@ class FeatureAlphaDropout(_CydropDropout, torch.nn.FeatureAlphaDropout):
         Ignored by the forward, as in torch.""" + _STREAM_DOC
 
     _kind = "feature_alpha"
+    _torch = "feature_alpha_dropout"
 
-    def forward(self, input):
-        """Channel-wise alpha dropout in training mode, the identity in evaluation mode.
-
-        Parameters
-        ----------
-        input : torch.Tensor
-            Tensors :func:`uses_cydrop` accepts run cydrop's kernels; any other goes to torch.
-
-        Returns
-        -------
-        torch.Tensor
-        """
-        self._check_input(input)
-        if not _f.uses_cydrop(input):
-            return F.feature_alpha_dropout(input, self.p, self.training)
-        return _f._feature_call("feature_alpha", input, self.p, self.training, False,
-                                self.n_threads, None, 0, self)
+    forward = _forward("FeatureAlphaDropout", "Channel-wise alpha dropout")
