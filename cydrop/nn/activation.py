@@ -57,6 +57,4 @@ class ReLU(Module):
         RuntimeError
             If called before :meth:`forward`.
         """
-        if self._cache is None:
-            raise RuntimeError("ReLU.backward called before forward")
-        return F.relu_backward(dout, self._cache)
+        return F.relu_backward(dout, self._last_cache("ReLU"))

@@ -13,6 +13,9 @@ A layer defines three hooks, each one line into the functional op:
 * ``_apply(x, seed, offset, fixed_mask)``: the op, returning ``(out, cache)``;
 * ``_backward(dout, cache)``: the op's backward.
 
+:class:`ExactKDropout`, :class:`AlphaDropout` and :class:`GaussianDropout` share the first two
+on one private base: each names its op and the draw positions it takes per element.
+
 The layers: :class:`Dropout` (:func:`cydrop.dropout`), :class:`BroadcastDropout`,
 :class:`SpatialDropout`, :class:`LockedDropout`, :class:`ExactKDropout`, :class:`AlphaDropout`,
 :class:`GaussianDropout` (the ops of :mod:`cydrop.variants`). :class:`cydrop.nn.DropConnectDense`
@@ -382,7 +385,22 @@ class LockedDropout(BroadcastDropout):
         return f"rate={self.rate:g}, time_axis={self.time_axis}"
 
 
-class ExactKDropout(DropoutBase):
+class _NoiseDropout(DropoutBase):
+    """Base of the layers over one op of :mod:`cydrop.variants` that takes ``_per_element``
+    16-bit draw positions per element: the stream advances ``_per_element * x.size``
+    positions, and the op's ``offset`` counts its own draws (``offset // _per_element``)."""
+
+    _per_element = 1
+
+    def _draws(self, x, fixed_mask):
+        return self._per_element * x.size
+
+    def _apply(self, x, seed, offset, fixed_mask):
+        return self._op(x, self.rate, seed=seed, offset=offset // self._per_element,
+                        n_threads=self.n_threads)
+
+
+class ExactKDropout(_NoiseDropout):
     """Drop exactly ``floor(rate * n + 0.5)`` of the ``n`` units of every row (last axis).
 
     Parameters
@@ -395,15 +413,11 @@ class ExactKDropout(DropoutBase):
     cydrop.variants.exact_k_dropout
     """
 
-    def _draws(self, x, fixed_mask):
-        return 2 * x.size
-
-    def _apply(self, x, seed, offset, fixed_mask):
-        return variants.exact_k_dropout(x, self.rate, seed=seed, offset=offset // 2,
-                                        n_threads=self.n_threads)
+    _op = staticmethod(variants.exact_k_dropout)
+    _per_element = 2
 
 
-class AlphaDropout(DropoutBase):
+class AlphaDropout(_NoiseDropout):
     """AlphaDropout for SELU networks (keeps zero mean and unit variance), as PyTorch's.
 
     Parameters
@@ -416,15 +430,10 @@ class AlphaDropout(DropoutBase):
     cydrop.variants.alpha_dropout
     """
 
-    def _draws(self, x, fixed_mask):
-        return x.size
-
-    def _apply(self, x, seed, offset, fixed_mask):
-        return variants.alpha_dropout(x, self.rate, seed=seed, offset=offset,
-                                      n_threads=self.n_threads)
+    _op = staticmethod(variants.alpha_dropout)
 
 
-class GaussianDropout(DropoutBase):
+class GaussianDropout(_NoiseDropout):
     """Multiplicative ``N(1, rate / (1 - rate))`` noise, as Keras's GaussianDropout.
 
     Parameters
@@ -446,9 +455,5 @@ class GaussianDropout(DropoutBase):
     def _check_rate(rate):
         return _variant_params.check_gauss_rate(rate)
 
-    def _draws(self, x, fixed_mask):
-        return 4 * x.size
-
-    def _apply(self, x, seed, offset, fixed_mask):
-        return variants.gaussian_dropout(x, self.rate, seed=seed, offset=offset // 4,
-                                         n_threads=self.n_threads)
+    _op = staticmethod(variants.gaussian_dropout)
+    _per_element = 4

@@ -125,9 +125,8 @@ class FusedDenseReLUDropout(Module):
         RuntimeError
             If called before :meth:`forward`.
         """
-        if self._cache is None:
-            raise RuntimeError("FusedDenseReLUDropout.backward called before forward")
-        dout, _ = fused.bias_relu_dropout_backward(dout, self._cache)
+        cache = self._last_cache("FusedDenseReLUDropout")
+        dout, _ = fused.bias_relu_dropout_backward(dout, cache)
         return self.dense.backward(dout, need_dx=need_dx)
 
     def extra_repr(self):

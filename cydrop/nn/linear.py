@@ -191,12 +191,11 @@ class Dense(Module):
         RuntimeError
             If called before :meth:`forward`.
         """
-        if self._cache is None:
-            raise RuntimeError("Dense.backward called before forward")
+        cache = self._last_cache("Dense")
         half = getattr(self, "_half", None)
         if half is not None:
             dout = np.asarray(dout).astype(self._params["W"].dtype)
-        dx, dw, db = F.affine_backward(dout, self._cache, need_dx=need_dx)
+        dx, dw, db = F.affine_backward(dout, cache, need_dx=need_dx)
         self._store_grads(dw, db)
         return dx if half is None or dx is None else dx.astype(half)
 
@@ -240,9 +239,6 @@ class Dense(Module):
             if getattr(self, name):
                 text += f", {name}={getattr(self, name):g}"
         return text
-
-
-Linear = Dense
 
 
 Linear = Dense

@@ -3,6 +3,9 @@
 :class:`DropBlock2d` / :class:`DropBlock3d`, each on :class:`cydrop.nn.DropoutBase` (rate,
 mask stream, cache) over the functional ops of :mod:`cydrop.residual`, :mod:`cydrop.attention`
 and :mod:`cydrop.blocks`; and :func:`drop_path_rates`, the stochastic-depth paper's linear rule.
+
+:class:`DropoutAdd` and :class:`SoftmaxDropout` run their op in evaluation mode too (dropout
+off), so they share one forward/backward path of their own, ``_OpDropout``.
 """
 
 import math
@@ -95,7 +98,31 @@ class DropPath(DropoutBase):
         return f"rate={self.rate:g}" + ("" if self.scale_by_keep else ", scale_by_keep=False")
 
 
-class DropoutAdd(DropoutBase):
+class _OpDropout(DropoutBase):
+    """Base of the layers whose op runs in both modes, with dropout off in evaluation mode (or
+    at ``rate == 0``), so that ``backward`` always needs a forward first.
+
+    A subclass sets ``_op`` and ``_op_backward`` (the functional op and its backward, called
+    with the rate, ``training``, ``seed``, ``offset`` and ``n_threads``) and ``_draws`` (as
+    :class:`DropoutBase`); its ``forward`` runs :meth:`_run`, its ``backward`` :meth:`_backward`
+    on :meth:`_last_cache`.
+    """
+
+    def _run(self, x, *inputs, **options):
+        """``_op(x, *inputs, rate, ..., **options)``; the stream advances only in training mode
+        at ``rate > 0``. Returns the output and keeps the cache."""
+        x = _validation.as_float_array(x, "x")
+        active = self.training and self.rate > 0.0
+        seed, offset = self.next_mask_seed(self._draws(x, False)) if active else (None, 0)
+        out, self._cache = self._op(x, *inputs, self.rate, training=active, seed=seed,
+                                    offset=offset, n_threads=self.n_threads, **options)
+        return out
+
+    def _backward(self, dout, cache):
+        return self._op_backward(dout, cache, n_threads=self.n_threads)
+
+
+class DropoutAdd(_OpDropout):
     """``residual + dropout(x + bias)`` as one layer over :func:`cydrop.dropout_add`.
 
     ``forward(x, residual, bias=None)`` takes the branch output and the residual stream;
@@ -118,9 +145,15 @@ class DropoutAdd(DropoutBase):
     [2.0, 2.0, 2.0]
     """
 
+    _op = staticmethod(residual_ops.dropout_add)
+    _op_backward = staticmethod(residual_ops.dropout_add_backward)
+
     def __init__(self, rate=0.1, *, per_sample=False, seed=None, n_threads=None):
         super().__init__(rate, seed=seed, n_threads=n_threads)
         self.per_sample = _validation.check_bool(per_sample, "per_sample")
+
+    def _draws(self, x, fixed_mask):
+        return x.shape[0] if self.per_sample else x.size
 
     def forward(self, x, residual=None, bias=None):
         """Compute ``residual + dropout(x + bias)``.
@@ -136,15 +169,8 @@ class DropoutAdd(DropoutBase):
         -------
         out : ndarray
         """
-        x = _validation.as_float_array(x, "x")
-        res = 0 if residual is None else residual
-        active = self.training and self.rate > 0.0
-        seed, offset = (self.next_mask_seed(x.shape[0] if self.per_sample else x.size)
-                        if active else (None, 0))
-        out, self._cache = residual_ops.dropout_add(
-            x, res, self.rate, bias=bias, training=active, seed=seed, offset=offset,
-            per_sample=self.per_sample, n_threads=self.n_threads)
-        return out
+        return self._run(x, 0 if residual is None else residual, bias=bias,
+                         per_sample=self.per_sample)
 
     def backward(self, dout):
         """Gradients of the last forward.
@@ -157,9 +183,7 @@ class DropoutAdd(DropoutBase):
         -------
         dx, dresidual, dbias : ndarray, ndarray, ndarray or None
         """
-        if self._cache is None:
-            raise RuntimeError("DropoutAdd.backward called before forward")
-        return residual_ops.dropout_add_backward(dout, self._cache, n_threads=self.n_threads)
+        return self._backward(dout, self._last_cache("DropoutAdd"))
 
     def mc_forward(self, x, stream, fixed_mask=False):
         """Not available: the layer takes two inputs.
@@ -180,7 +204,7 @@ class DropoutAdd(DropoutBase):
         return f"rate={self.rate:g}" + (", per_sample=True" if self.per_sample else "")
 
 
-class SoftmaxDropout(DropoutBase):
+class SoftmaxDropout(_OpDropout):
     """Softmax then dropout of attention probabilities, over :func:`cydrop.softmax_dropout`.
 
     In evaluation mode (or at ``rate == 0``) it is the softmax alone (not the identity).
@@ -199,11 +223,17 @@ class SoftmaxDropout(DropoutBase):
     [[0.5, 0.5]]
     """
 
+    _op = staticmethod(attention.softmax_dropout)
+    _op_backward = staticmethod(attention.softmax_dropout_backward)
+
     def __init__(self, rate=0.1, *, axis=-1, seed=None, n_threads=None):
         super().__init__(rate, seed=seed, n_threads=n_threads)
         if isinstance(axis, bool) or not isinstance(axis, int):
             raise TypeError(f"axis must be an int, got {axis!r} of type {type(axis).__name__}")
         self.axis = axis
+
+    def _draws(self, x, fixed_mask):
+        return x.size
 
     def forward(self, x):
         """Softmax along ``axis``, then dropout in training mode.
@@ -216,13 +246,7 @@ class SoftmaxDropout(DropoutBase):
         -------
         out : ndarray
         """
-        x = _validation.as_float_array(x, "x")
-        active = self.training and self.rate > 0.0
-        seed, offset = self.next_mask_seed(x.size) if active else (None, 0)
-        out, self._cache = attention.softmax_dropout(
-            x, self.rate, training=active, axis=self.axis, seed=seed, offset=offset,
-            n_threads=self.n_threads)
-        return out
+        return self._run(x, axis=self.axis)
 
     def backward(self, dout):
         """Gradient with respect to the scores.
@@ -235,9 +259,7 @@ class SoftmaxDropout(DropoutBase):
         -------
         dx : ndarray
         """
-        if self._cache is None:
-            raise RuntimeError("SoftmaxDropout.backward called before forward")
-        return attention.softmax_dropout_backward(dout, self._cache, n_threads=self.n_threads)
+        return self._backward(dout, self._last_cache("SoftmaxDropout"))
 
     def mc_forward(self, x, stream, fixed_mask=False):
         """Not available: Monte Carlo dropout of attention probabilities is not supported.

@@ -127,6 +127,21 @@ class Module:
     def __call__(self, x):
         return self.forward(x)
 
+    def _last_cache(self, name):
+        """Return the cache the last ``forward`` left on ``self._cache``.
+
+        The one check of every layer whose ``backward`` needs a forward first; ``name`` is the
+        layer named in the error (a subclass keeps its parent's message).
+
+        Raises
+        ------
+        RuntimeError
+            ``'<name>.backward called before forward'``, if there is no cache.
+        """
+        if self._cache is None:
+            raise RuntimeError(f"{name}.backward called before forward")
+        return self._cache
+
     def extra_repr(self):
         """Return the argument summary shown inside ``repr(layer)``.
 
