@@ -29,7 +29,7 @@ from cydrop._kernels cimport (
     CYDROP_CHUNK, ChunkCtx, active_kernels, cydrop_kernels, cydrop_seed_key, cydrop_threshold,
     run_forward, run_mask,
 )
-from cydrop._parallel cimport run_tasks, task_thread
+from cydrop._parallel cimport run_tasks, task_fn, task_thread
 
 ctypedef fused floating:
     float
@@ -129,13 +129,14 @@ cdef void _broadcast_f64_task(void *ctx, int64_t t) noexcept nogil:
                             c.mstride, c.scale, r0, min(c.rows, r0 + c.per))
 
 
-cdef int _broadcast_ctx(BroadcastCtx *c, const void *x, void *y, int64_t n, Py_ssize_t ylen,
-                        const uint8_t[::1] keep, const int64_t[::1] shape,
-                        const int64_t[::1] mstride, double scale) except -1:
-    """Check a broadcast call's geometry against its buffers (``n`` > 0 elements of ``x``,
-    ``ylen`` of ``y``) and fill ``c`` for the row-group tasks."""
+cdef int _broadcast(task_fn task, const void *x, void *y, int64_t n, Py_ssize_t ylen,
+                    const uint8_t[::1] keep, const int64_t[::1] shape,
+                    const int64_t[::1] mstride, double scale, int n_threads) except -1:
+    """:func:`bcast` and :func:`bcast_half` for ``n`` > 0 elements of ``x`` (``ylen`` of ``y``):
+    check the geometry against the buffers, then run ``task`` over row groups without the GIL."""
     cdef int nd = shape.shape[0], d
     cdef int64_t length
+    cdef BroadcastCtx c
     cdef object total = 1, last = 0
     # The C kernel walks `shape` with a 64-entry odometer and reads keep[idx . mstride]: check
     # the geometry (in Python ints, no overflow) so that it stays inside every buffer.
@@ -158,6 +159,8 @@ cdef int _broadcast_ctx(BroadcastCtx *c, const void *x, void *y, int64_t n, Py_s
     c.nd, c.shape, c.mstride, c.scale = nd, &shape[0], &mstride[0], scale
     c.rows = n // length
     c.per = max(1, CYDROP_CHUNK // length)      # rows per task: about a chunk of elements
+    with nogil:
+        run_tasks(task, &c, (c.rows + c.per - 1) // c.per, n, n_threads)
     return 0
 
 
@@ -168,15 +171,10 @@ def bcast(const floating[::1] x,      # IN, C order, shape `shape`
           const int64_t[::1] mstride, # IN, mask strides (0 on broadcast axes)
           double scale, int n_threads=1):
     """y[idx] := where(keep[idx . mstride], x[idx] * scale, +0.0)."""
-    cdef int64_t n = x.shape[0]
-    cdef BroadcastCtx c
-    if n == 0:
-        return
-    _broadcast_ctx(&c, &x[0], &y[0] if y.shape[0] else NULL, n, y.shape[0], keep, shape,
-                   mstride, scale)
-    with nogil:
-        run_tasks(_broadcast_f32_task if floating is float else _broadcast_f64_task, &c,
-                  (c.rows + c.per - 1) // c.per, n, n_threads)
+    if x.shape[0]:
+        _broadcast(_broadcast_f32_task if floating is float else _broadcast_f64_task, &x[0],
+                   &y[0] if y.shape[0] else NULL, x.shape[0], y.shape[0], keep, shape, mstride,
+                   scale, n_threads)
 
 
 cdef void _broadcast_f16_task(void *ctx, int64_t t) noexcept nogil:
@@ -198,15 +196,10 @@ def bcast_half(const uint16_t[::1] x,      # IN, float16 or bfloat16 bits, C ord
                const uint8_t[::1] keep, const int64_t[::1] shape,
                const int64_t[::1] mstride, double scale, int n_threads=1, bint bf16=False):
     """:func:`bcast` for a 16-bit format: kept y = T(float32(x) * scale), dropped +0.0."""
-    cdef int64_t n = x.shape[0]
-    cdef BroadcastCtx c
-    if n == 0:
-        return
-    _broadcast_ctx(&c, &x[0], &y[0] if y.shape[0] else NULL, n, y.shape[0], keep, shape,
-                   mstride, scale)
-    with nogil:
-        run_tasks(_broadcast_bf16_task if bf16 else _broadcast_f16_task, &c,
-                  (c.rows + c.per - 1) // c.per, n, n_threads)
+    if x.shape[0]:
+        _broadcast(_broadcast_bf16_task if bf16 else _broadcast_f16_task, &x[0],
+                   &y[0] if y.shape[0] else NULL, x.shape[0], y.shape[0], keep, shape, mstride,
+                   scale, n_threads)
 
 
 # ---------------------------------------------------------------- exact-k masks (one row a task)
