@@ -29,7 +29,7 @@ from cydrop._kernels cimport (
     CYDROP_CHUNK, ChunkCtx, active_kernels, cydrop_kernels, cydrop_seed_key, cydrop_threshold,
     run_forward, run_mask,
 )
-from cydrop._parallel cimport run_tasks, task_thread
+from cydrop._parallel cimport run_tasks, task_fn, task_thread
 
 ctypedef fused floating:
     float
@@ -129,24 +129,20 @@ cdef void _broadcast_f64_task(void *ctx, int64_t t) noexcept nogil:
                             c.mstride, c.scale, r0, min(c.rows, r0 + c.per))
 
 
-def bcast(const floating[::1] x,      # IN, C order, shape `shape`
-          floating[::1] y,            # OUT (may be x)
-          const uint8_t[::1] keep,    # IN, the reduced 0/1 mask
-          const int64_t[::1] shape,   # IN, collapsed shape, 1 <= len <= 64
-          const int64_t[::1] mstride, # IN, mask strides (0 on broadcast axes)
-          double scale, int n_threads=1):
-    """y[idx] := where(keep[idx . mstride], x[idx] * scale, +0.0)."""
+cdef int _broadcast(task_fn task, const void *x, void *y, int64_t n, Py_ssize_t ylen,
+                    const uint8_t[::1] keep, const int64_t[::1] shape,
+                    const int64_t[::1] mstride, double scale, int n_threads) except -1:
+    """:func:`bcast` and :func:`bcast_half` for ``n`` > 0 elements of ``x`` (``ylen`` of ``y``):
+    check the geometry against the buffers, then run ``task`` over row groups without the GIL."""
     cdef int nd = shape.shape[0], d
-    cdef int64_t n = x.shape[0], length
+    cdef int64_t length
     cdef BroadcastCtx c
-    if n == 0:
-        return
+    cdef object total = 1, last = 0
     # The C kernel walks `shape` with a 64-entry odometer and reads keep[idx . mstride]: check
     # the geometry (in Python ints, no overflow) so that it stays inside every buffer.
     if not 1 <= nd <= 64 or mstride.shape[0] != nd:
         raise ValueError(f"shape and mstride must have the same length, 1 to 64, got "
                          f"{nd} and {mstride.shape[0]}")
-    cdef object total = 1, last = 0       # Python ints: no overflow while checking
     for d in range(nd):
         if shape[d] < 1 or mstride[d] < 0:
             raise ValueError(f"shape must be positive and mstride non-negative, got "
@@ -155,17 +151,30 @@ def bcast(const floating[::1] x,      # IN, C order, shape `shape`
         last += (<object>shape[d] - 1) * <object>mstride[d]
     if total != n:
         raise ValueError(f"shape must describe x's {n} elements, got {total}")
-    _check_len("y", y.shape[0], n)
+    _check_len("y", ylen, n)
     if keep.shape[0] <= last:
         raise ValueError(f"keep must have at least {last + 1} elements, got {keep.shape[0]}")
     length = shape[nd - 1]
-    c.k, c.x, c.y, c.keep = active_kernels(), &x[0], &y[0], &keep[0]
+    c.k, c.x, c.y, c.keep = active_kernels(), x, y, &keep[0]
     c.nd, c.shape, c.mstride, c.scale = nd, &shape[0], &mstride[0], scale
     c.rows = n // length
     c.per = max(1, CYDROP_CHUNK // length)      # rows per task: about a chunk of elements
     with nogil:
-        run_tasks(_broadcast_f32_task if floating is float else _broadcast_f64_task, &c,
-                  (c.rows + c.per - 1) // c.per, n, n_threads)
+        run_tasks(task, &c, (c.rows + c.per - 1) // c.per, n, n_threads)
+    return 0
+
+
+def bcast(const floating[::1] x,      # IN, C order, shape `shape`
+          floating[::1] y,            # OUT (may be x)
+          const uint8_t[::1] keep,    # IN, the reduced 0/1 mask
+          const int64_t[::1] shape,   # IN, collapsed shape, 1 <= len <= 64
+          const int64_t[::1] mstride, # IN, mask strides (0 on broadcast axes)
+          double scale, int n_threads=1):
+    """y[idx] := where(keep[idx . mstride], x[idx] * scale, +0.0)."""
+    if x.shape[0]:
+        _broadcast(_broadcast_f32_task if floating is float else _broadcast_f64_task, &x[0],
+                   &y[0] if y.shape[0] else NULL, x.shape[0], y.shape[0], keep, shape, mstride,
+                   scale, n_threads)
 
 
 cdef void _broadcast_f16_task(void *ctx, int64_t t) noexcept nogil:
@@ -187,34 +196,10 @@ def bcast_half(const uint16_t[::1] x,      # IN, float16 or bfloat16 bits, C ord
                const uint8_t[::1] keep, const int64_t[::1] shape,
                const int64_t[::1] mstride, double scale, int n_threads=1, bint bf16=False):
     """:func:`bcast` for a 16-bit format: kept y = T(float32(x) * scale), dropped +0.0."""
-    cdef int nd = shape.shape[0], d
-    cdef int64_t n = x.shape[0], length
-    cdef BroadcastCtx c
-    if n == 0:
-        return
-    if not 1 <= nd <= 64 or mstride.shape[0] != nd:
-        raise ValueError(f"shape and mstride must have the same length, 1 to 64, got "
-                         f"{nd} and {mstride.shape[0]}")
-    cdef object total = 1, last = 0
-    for d in range(nd):
-        if shape[d] < 1 or mstride[d] < 0:
-            raise ValueError(f"shape must be positive and mstride non-negative, got "
-                             f"shape[{d}]={shape[d]}, mstride[{d}]={mstride[d]}")
-        total *= <object>shape[d]
-        last += (<object>shape[d] - 1) * <object>mstride[d]
-    if total != n:
-        raise ValueError(f"shape must describe x's {n} elements, got {total}")
-    _check_len("y", y.shape[0], n)
-    if keep.shape[0] <= last:
-        raise ValueError(f"keep must have at least {last + 1} elements, got {keep.shape[0]}")
-    length = shape[nd - 1]
-    c.k, c.x, c.y, c.keep = active_kernels(), &x[0], &y[0], &keep[0]
-    c.nd, c.shape, c.mstride, c.scale = nd, &shape[0], &mstride[0], scale
-    c.rows = n // length
-    c.per = max(1, CYDROP_CHUNK // length)
-    with nogil:
-        run_tasks(_broadcast_bf16_task if bf16 else _broadcast_f16_task, &c,
-                  (c.rows + c.per - 1) // c.per, n, n_threads)
+    if x.shape[0]:
+        _broadcast(_broadcast_bf16_task if bf16 else _broadcast_f16_task, &x[0],
+                   &y[0] if y.shape[0] else NULL, x.shape[0], y.shape[0], keep, shape, mstride,
+                   scale, n_threads)
 
 
 # ---------------------------------------------------------------- exact-k masks (one row a task)

@@ -10,8 +10,6 @@ from cydrop import _variants_out as _o
 from cydrop._cache import VariantCache
 from cydrop._common import elementwise as _elementwise
 from cydrop._common import op_args
-from cydrop._common import variant_backward_state as _backward_state
-from cydrop._common import variant_identity as _identity
 from cydrop._openmp import effective_n_threads
 from cydrop._seeds import resolve_seed
 from cydrop._validation import aligned_contiguous as _contig
@@ -144,9 +142,12 @@ def exact_k_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None
     bits, broken by index). The kernel finds them per row with a quickselect; NumPy reproduces
     it with ``np.partition`` (see :func:`cydrop.testing.reference_variants.exact_k_keep`).
     """
-    x_in = x
-    x, rate, training, seed, threads = op_args(x, rate, training, seed, n_threads)
-    inplace = _o.inplace_flag(x_in, x, out, inplace, "x")
+    return _o.forward("exact_k", _exact_k_plan, _exact_k_run, x, rate, training, seed, offset,
+                      out, inplace, n_threads)
+
+
+def _exact_k_plan(x, rate, offset):
+    """:func:`exact_k_dropout`'s checks; ``(n, k)`` per row, an identity call when ``k == 0``."""
     if x.ndim < 1:
         raise ValueError(f"x must have at least 1 dimension (rows along the last axis), got "
                          f"shape {x.shape}")
@@ -155,31 +156,28 @@ def exact_k_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None
         raise ValueError(f"x.shape[-1] must be < 2**32 for exact-k dropout, got {n}")
     offset = _validation.check_offset_units(offset, x.size, 2)
     k = exact_k_count(n, rate)
-    if not training or k == 0:
-        return _o.identity(x_in, x, out, inplace, "x"), _identity(x)[1]
-    src, dst, writeback = _o.target(x_in, x, out, inplace, "x")
-    seed = resolve_seed(seed)
-    rows = x.size // n if n else 0
-    keep = np.empty(x.size, dtype=np.uint8)
+    return offset, (None if k == 0 else (n, k))
+
+
+def _exact_k_run(src, dst, rate, seed, offset, threads, n, k):
+    """:func:`exact_k_dropout`'s mask (returned, read-only, ``src``'s shape) and kernel."""
+    rows = src.size // n if n else 0
+    keep = np.empty(src.size, dtype=np.uint8)
     scratch = np.empty(max(threads, 1) * max(n, 1), dtype=np.uint64)
     _v.exactk_mask(rows, n, k, seed, offset, keep, scratch, threads)
-    _o.bcast_into(src, dst, keep, *_p.flat_geometry(x.size), _p.exact_k_scale(n, k), threads)
-    keep = keep.reshape(x.shape)
+    _o.bcast_into(src, dst, keep, *_p.flat_geometry(src.size), _p.exact_k_scale(n, k), threads)
+    keep = keep.reshape(src.shape)
     keep.flags.writeable = False
-    return (_o.result(x_in, out, inplace, dst, writeback),
-            VariantCache("exact_k", rate, seed, offset, x.shape, x.dtype, keep))
+    return keep
 
 
 def exact_k_dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
     """Gradient of :func:`exact_k_dropout`: ``dout`` under the same mask and scale.
     Parameters as :func:`backward`; ``out`` / ``inplace`` as :func:`dropout_nd_backward`."""
-    dout_in = dout
-    st, dout = _backward_state(cache, "exact_k_dropout", ("exact_k", "identity"), dout)
-    inplace = _o.inplace_flag(dout_in, dout, out, inplace, "dout")
-    threads = effective_n_threads(n_threads)
-    if st.kind == "identity":
-        return _o.identity(dout_in, dout, out, inplace, "dout")
-    src, dst, writeback = _o.target(dout_in, dout, out, inplace, "dout",
-                                    [("the cache's mask", st.keep)])
-    _o.bcast_into(src, dst, st.keep, *_p.flat_geometry(dout.size), st.scale, threads)
-    return _o.result(dout_in, out, inplace, dst, writeback)
+    return _o.backward("exact_k_dropout", "exact_k", _exact_k_grad, dout, cache, out, inplace,
+                       n_threads)
+
+
+def _exact_k_grad(src, dst, st, threads):
+    """:func:`exact_k_dropout_backward`'s kernel: the stored mask, element-wise."""
+    _o.bcast_into(src, dst, st.keep, *_p.flat_geometry(src.size), st.scale, threads)

@@ -18,12 +18,6 @@ from cydrop import _contract, _validation
 from cydrop import _variant_params as _p
 from cydrop import _variants as _v
 from cydrop import _variants_out as _o
-from cydrop._cache import VariantCache
-from cydrop._common import op_args
-from cydrop._common import variant_backward_state as _backward_state
-from cydrop._common import variant_identity as _identity
-from cydrop._openmp import effective_n_threads
-from cydrop._seeds import resolve_seed
 
 __all__ = ["dropout_nd", "dropout_nd_backward", "locked_dropout", "spatial_dropout"]
 
@@ -94,24 +88,25 @@ def dropout_nd(x, rate=0.5, *, noise_shape=None, broadcast_axes=None, training=T
     >>> cache.keep.shape, bool((y == y[:, :, :1]).all())
     ((2, 3, 1), True)
     """
-    x_in = x
-    x, rate, training, seed, threads = op_args(x, rate, training, seed, n_threads, half=True)
-    inplace = _o.inplace_flag(x_in, x, out, inplace, "x")
-    mshape = _p.mask_shape(x.shape, noise_shape, broadcast_axes)
-    msize = int(np.prod(mshape, dtype=object))
-    offset = _validation.check_offset(offset, msize)
-    if not training or rate == 0.0:
-        return _o.identity(x_in, x, out, inplace, "x"), _identity(x)[1]
-    src, dst, writeback = _o.target(x_in, x, out, inplace, "x")
-    seed = resolve_seed(seed)
+    def plan(x, rate, offset):
+        mshape = _p.mask_shape(x.shape, noise_shape, broadcast_axes)
+        msize = int(np.prod(mshape, dtype=object))
+        offset = _validation.check_offset(offset, msize)
+        return offset, (None if rate == 0.0 else (mshape, msize))
+
+    return _o.forward("nd", plan, _nd_run, x, rate, training, seed, offset, out, inplace,
+                      n_threads, half=True)
+
+
+def _nd_run(src, dst, rate, seed, offset, threads, mshape, msize):
+    """:func:`dropout_nd`'s reduced mask (returned, read-only, of ``mshape``) and kernel."""
     thr, scale = _contract.threshold_and_scale(rate)
     keep = np.empty(msize, dtype=np.uint8)
     _v.keep_mask(msize, seed, offset, thr, keep, threads)
-    _o.bcast_into(src, dst, keep, *_p.collapse(x.shape, mshape), scale, threads)
+    _o.bcast_into(src, dst, keep, *_p.collapse(src.shape, mshape), scale, threads)
     keep = keep.reshape(mshape)
     keep.flags.writeable = False
-    return (_o.result(x_in, out, inplace, dst, writeback),
-            VariantCache("nd", rate, seed, offset, x.shape, x.dtype, keep))
+    return keep
 
 
 def dropout_nd_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
@@ -134,16 +129,12 @@ def dropout_nd_backward(dout, cache, *, out=None, inplace=False, n_threads=None)
         ``dout`` masked (broadcast) and scaled exactly as the forward input was. For an
         identity forward call, ``dout`` itself (or ``out`` filled with it).
     """
-    dout_in = dout
-    st, dout = _backward_state(cache, "dropout_nd", ("nd", "identity"), dout)
-    inplace = _o.inplace_flag(dout_in, dout, out, inplace, "dout")
-    threads = effective_n_threads(n_threads)
-    if st.kind == "identity":
-        return _o.identity(dout_in, dout, out, inplace, "dout")
-    src, dst, writeback = _o.target(dout_in, dout, out, inplace, "dout",
-                                    [("the cache's mask", st.keep)])
+    return _o.backward("dropout_nd", "nd", _nd_grad, dout, cache, out, inplace, n_threads)
+
+
+def _nd_grad(src, dst, st, threads):
+    """:func:`dropout_nd_backward`'s kernel: the stored reduced mask, broadcast."""
     _o.bcast_into(src, dst, st.keep, st.cshape, st.mstride, st.scale, threads)
-    return _o.result(dout_in, out, inplace, dst, writeback)
 
 
 def spatial_dropout(x, rate=0.5, *, channel_axis=1, training=True, seed=None, offset=0,

@@ -7,12 +7,6 @@ from cydrop import _validation
 from cydrop import _variant_params as _p
 from cydrop import _variants as _v
 from cydrop import _variants_out as _o
-from cydrop._cache import VariantCache
-from cydrop._common import op_args
-from cydrop._common import variant_backward_state as _backward_state
-from cydrop._common import variant_identity as _identity
-from cydrop._openmp import effective_n_threads
-from cydrop._seeds import resolve_seed
 
 __all__ = ["alpha_dropout", "alpha_dropout_backward", "gaussian_dropout",
            "gaussian_dropout_backward", "gaussian_noise"]
@@ -51,32 +45,26 @@ def alpha_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None, 
         filled with it).
     cache : VariantCache
     """
-    x_in = x
-    x, rate, training, seed, threads = op_args(x, rate, training, seed, n_threads)
-    inplace = _o.inplace_flag(x_in, x, out, inplace, "x")
-    offset = _validation.check_offset(offset, x.size)
-    if not training or rate == 0.0:
-        return _o.identity(x_in, x, out, inplace, "x"), _identity(x)[1]
-    src, dst, writeback = _o.target(x_in, x, out, inplace, "x")
-    seed = resolve_seed(seed)
+    return _o.forward("alpha", _o.elementwise_plan(1), _alpha_run, x, rate, training, seed,
+                      offset, out, inplace, n_threads)
+
+
+def _alpha_run(src, dst, rate, seed, offset, threads):
+    """:func:`alpha_dropout`'s kernel, ``src`` into ``dst``."""
     thr, a, b, c = _p.alpha_constants(rate)
     _o.kernel_into(_v.alpha, src, dst, seed, offset, thr, a, b, c, threads)
-    return (_o.result(x_in, out, inplace, dst, writeback),
-            VariantCache("alpha", rate, seed, offset, x.shape, x.dtype))
 
 
 def alpha_dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
     """Gradient of :func:`alpha_dropout`: ``a * dout`` where kept, ``+0.0`` where dropped.
     Parameters as :func:`backward`; ``out`` / ``inplace`` as :func:`dropout_nd_backward`."""
-    dout_in = dout
-    st, dout = _backward_state(cache, "alpha_dropout", ("alpha", "identity"), dout)
-    inplace = _o.inplace_flag(dout_in, dout, out, inplace, "dout")
-    threads = effective_n_threads(n_threads)
-    if st.kind == "identity":
-        return _o.identity(dout_in, dout, out, inplace, "dout")
-    src, dst, writeback = _o.target(dout_in, dout, out, inplace, "dout")
+    return _o.backward("alpha_dropout", "alpha", _alpha_grad, dout, cache, out, inplace,
+                       n_threads)
+
+
+def _alpha_grad(src, dst, st, threads):
+    """:func:`alpha_dropout_backward`'s kernel: the forward's mask, scaled by ``a``."""
     _o.kernel_into(_v.dropout, src, dst, st.seed, st.offset, st.thr, st.a, threads)
-    return _o.result(dout_in, out, inplace, dst, writeback)
 
 
 def gaussian_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=None,
@@ -116,32 +104,25 @@ def gaussian_dropout(x, rate=0.5, *, training=True, seed=None, offset=0, out=Non
     are identical for any thread count; across platforms they depend on libm's ``log`` and
     ``cos``.
     """
-    x_in = x
-    x, rate, training, seed, threads = op_args(x, rate, training, seed, n_threads,
-                                               rate_check=_p.check_gauss_rate)
-    inplace = _o.inplace_flag(x_in, x, out, inplace, "x")
-    offset = _validation.check_offset_units(offset, x.size, 4)
-    if not training or rate == 0.0:
-        return _o.identity(x_in, x, out, inplace, "x"), _identity(x)[1]
-    src, dst, writeback = _o.target(x_in, x, out, inplace, "x")
-    seed = resolve_seed(seed)
+    return _o.forward("gaussian", _o.elementwise_plan(4), _gaussian_run, x, rate, training, seed,
+                      offset, out, inplace, n_threads, rate_check=_p.check_gauss_rate)
+
+
+def _gaussian_run(src, dst, rate, seed, offset, threads):
+    """:func:`gaussian_dropout`'s kernel, ``src`` into ``dst``."""
     _o.kernel_into(_v.gauss, src, dst, seed, offset, _p.gaussian_sigma(rate), threads)
-    return (_o.result(x_in, out, inplace, dst, writeback),
-            VariantCache("gaussian", rate, seed, offset, x.shape, x.dtype))
 
 
 def gaussian_dropout_backward(dout, cache, *, out=None, inplace=False, n_threads=None):
     """Gradient of :func:`gaussian_dropout`: ``dout * eps`` with the same (regenerated) noise.
     Parameters as :func:`backward`; ``out`` / ``inplace`` as :func:`dropout_nd_backward`."""
-    dout_in = dout
-    st, dout = _backward_state(cache, "gaussian_dropout", ("gaussian", "identity"), dout)
-    inplace = _o.inplace_flag(dout_in, dout, out, inplace, "dout")
-    threads = effective_n_threads(n_threads)
-    if st.kind == "identity":
-        return _o.identity(dout_in, dout, out, inplace, "dout")
-    src, dst, writeback = _o.target(dout_in, dout, out, inplace, "dout")
+    return _o.backward("gaussian_dropout", "gaussian", _gaussian_grad, dout, cache, out, inplace,
+                       n_threads)
+
+
+def _gaussian_grad(src, dst, st, threads):
+    """:func:`gaussian_dropout_backward`'s kernel: the forward's (regenerated) noise."""
     _o.kernel_into(_v.gauss, src, dst, st.seed, st.offset, st.sigma, threads)
-    return _o.result(dout_in, out, inplace, dst, writeback)
 
 
 def gaussian_noise(shape, rate=0.5, *, seed, offset=0, dtype=np.float64, n_threads=None):
