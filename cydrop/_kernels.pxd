@@ -70,6 +70,9 @@ cdef extern from "cydrop_kernels.h" nogil:
     ctypedef void (*cydrop_bias_relu_dropout_h16_fn)(
         const uint16_t *z, const float *b, uint16_t *a, int64_t n, int64_t m, uint64_t key,
         uint64_t offset, uint32_t thr, float scale, int64_t t) noexcept nogil
+    ctypedef void (*cydrop_bias_relu_dropout_backward_h16_fn)(
+        const uint16_t *da, const uint16_t *a, uint16_t *dz, float *db, int64_t r0, int64_t r1,
+        int64_t m, float scale) noexcept nogil
 
     ctypedef struct cydrop_kernels:
         const char *name
@@ -100,6 +103,8 @@ cdef extern from "cydrop_kernels.h" nogil:
         cydrop_broadcast_apply_h16_fn broadcast_apply_bf16
         cydrop_bias_relu_dropout_h16_fn bias_relu_dropout_f16
         cydrop_bias_relu_dropout_h16_fn bias_relu_dropout_bf16
+        cydrop_bias_relu_dropout_backward_h16_fn bias_relu_dropout_backward_f16
+        cydrop_bias_relu_dropout_backward_h16_fn bias_relu_dropout_backward_bf16
 
     const cydrop_kernels * const *cydrop_isas(int *count) noexcept
     int cydrop_isa_supported(const cydrop_kernels *k) noexcept

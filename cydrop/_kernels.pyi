@@ -103,6 +103,14 @@ def bias_relu_dropout_backward(
     db: npt.NDArray[_Float],
     scale: float,
 ) -> None: ...
+def bias_relu_dropout_backward_half(
+    da: npt.NDArray[np.uint16],
+    a: npt.NDArray[np.uint16],
+    dz: npt.NDArray[np.uint16],
+    db: npt.NDArray[np.float32],
+    scale: float,
+    bf16: bool = False,
+) -> None: ...
 
 class DropoutCache:
     """What cydrop.dropout_backward needs from a forward call; made only by cydrop."""

@@ -442,6 +442,33 @@ def bias_relu_dropout_half(const uint16_t[:, ::1] z,   # IN  (rows, m), 16-bit b
         run_tasks(_bias_relu_dropout_h16_task, &c, _nchunks(n), n, n_threads)
 
 
+
+def bias_relu_dropout_backward_half(const uint16_t[:, ::1] da,   # IN  (rows, m), 16-bit bits
+                                    const uint16_t[:, ::1] a,    # IN  forward output
+                                    uint16_t[:, ::1] dz,         # OUT (rows, m), may be da
+                                    float[::1] db,               # OUT (m,), overwritten
+                                    double scale, bint bf16=False):
+    """dz := where(a > 0, T(float32(da) * scale), +0.0); db := float32(dz) summed over rows
+    (in row order, from +0.0, as the float32 kernel)."""
+    cdef const cydrop_kernels *k = _active
+    cdef int64_t rows = da.shape[0], m = da.shape[1], j
+    if a.shape[0] != rows or a.shape[1] != m or dz.shape[0] != rows or dz.shape[1] != m:
+        raise ValueError(f"a, dz must have da's shape {(rows, m)}, got "
+                         f"{(a.shape[0], a.shape[1])} and {(dz.shape[0], dz.shape[1])}")
+    _need("db", db.shape[0], m)
+    for j in range(m):
+        db[j] = 0
+    if rows == 0 or m == 0:
+        return
+    with nogil:
+        if bf16:
+            k.bias_relu_dropout_backward_bf16(&da[0, 0], &a[0, 0], &dz[0, 0], &db[0], 0, rows,
+                                              m, <float>scale)
+        else:
+            k.bias_relu_dropout_backward_f16(&da[0, 0], &a[0, 0], &dz[0, 0], &db[0], 0, rows,
+                                             m, <float>scale)
+
+
 # ------------------------------------------------------------------------------ the cache
 
 cdef class DropoutCache:

@@ -172,11 +172,9 @@ def bias_relu_dropout_backward(dout, cache, *, out=None):
 
 def _backward_half(dout, a, dst, writeback, out, scale):
     """bias_relu_dropout_backward's 16-bit path: dz by the 16-bit rule, db in float32."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        g = (dout.astype(np.float32) * np.float32(scale)).astype(a.dtype)
-    pos = a.astype(np.float32) > 0
-    np.copyto(dst, np.where(pos, g, np.zeros((), dtype=a.dtype)))
-    db = np.add.reduce(dst.astype(np.float32), axis=0) if dst.shape[0] else \
-        np.zeros(a.shape[1], dtype=np.float32)
+    db = np.empty(a.shape[1], dtype=np.float32)
+    _kernels.bias_relu_dropout_backward_half(dout.view(np.uint16), a.view(np.uint16),
+                                             dst.view(np.uint16), db, scale,
+                                             _validation.half_format(a.dtype) == "bf16")
     dst = _common.finish(dst, writeback)
     return (dst if out is None else out), db

@@ -231,6 +231,28 @@ CYDROP_FN(cydrop_scale_tile_bf16)(const uint16_t *x, uint16_t *y, float scale)
 #endif
 }
 
+/* +inf's bits, and float32(h[i]) for CYDROP_HTILE elements (exact; F16C with AVX2 for float16,
+ * a shift for bfloat16). */
+static inline uint16_t CYDROP_FN(cydrop_inf_bits_f16)(void) { return 0x7c00u; }
+static inline uint16_t CYDROP_FN(cydrop_inf_bits_bf16)(void) { return 0x7f80u; }
+
+CYDROP_HINLINE void CYDROP_FN(cydrop_widen_tile_f16)(const uint16_t *h, float *f)
+{
+#if CYDROP_HALF_F16C
+    _mm256_storeu_ps(f, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h)));
+    _mm256_storeu_ps(f + 8, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 8))));
+#else
+    for (int i = 0; i < CYDROP_HTILE; i++)
+        f[i] = CYDROP_FN(cydrop_f16_to_f32)(h[i]);
+#endif
+}
+
+CYDROP_HINLINE void CYDROP_FN(cydrop_widen_tile_bf16)(const uint16_t *h, float *f)
+{
+    for (int i = 0; i < CYDROP_HTILE; i++)
+        f[i] = CYDROP_FN(cydrop_bf16_to_f32)(h[i]);
+}
+
 #if CYDROP_HAVE_VEC
 /* Forward over the first cnt <= CYDROP_BLOCK elements of one whole block (the float32 path's
  * cydrop_forward_block, for 16 bits): each step's 32 draws are compared with the threshold as
@@ -453,6 +475,38 @@ CYDROP_FN(cydrop_scale_tile_bf16)(const uint16_t *x, uint16_t *y, float scale)
             a[lo + i] = keep_all ? h : (uint16_t)(h & -(uint16_t)((uint32_t)d[i] < thr));      \
             if (++col == m)                                                                    \
                 col = 0;                                                                       \
+        }                                                                                      \
+    }                                                                                          \
+    /* Its backward over rows r0 .. r1 - 1: dz := a > 0 ? T(float32(da) * scale) : +0.0 (a > 0 \
+     * on the bits: 1 <= a <= +inf, so NaN and both zeros give +0.0), db += float32(dz) row by \
+     * row. dz may be da: each element is read before it is written. */                        \
+    static void CYDROP_FN(cydrop_bias_relu_dropout_backward_##SUF)(                            \
+        const uint16_t *da, const uint16_t *a, uint16_t *dz, float *db, int64_t r0,            \
+        int64_t r1, int64_t m, float scale)                                                    \
+    {                                                                                          \
+        const uint16_t pinf = CYDROP_FN(cydrop_inf_bits_##SUF)();                              \
+        uint16_t t[CYDROP_HTILE];                                                              \
+        float g[CYDROP_HTILE];                                                                 \
+        for (int64_t r = r0; r < r1; r++) {                                                    \
+            const uint16_t *dar = da + r * m, *ar = a + r * m;                                 \
+            uint16_t *dzr = dz + r * m;                                                        \
+            int64_t k = 0;                                                                     \
+            for (; k + CYDROP_HTILE <= m; k += CYDROP_HTILE) {                                 \
+                CYDROP_FN(cydrop_scale_tile_##SUF)(dar + k, t, scale);                         \
+                for (int j = 0; j < CYDROP_HTILE; j++)                                         \
+                    t[j] &= -(uint16_t)((uint16_t)(ar[k + j] - 1u) < pinf);                    \
+                memcpy(dzr + k, t, sizeof t);                                                  \
+                CYDROP_FN(cydrop_widen_tile_##SUF)(t, g);                                      \
+                for (int j = 0; j < CYDROP_HTILE; j++)                                         \
+                    db[k + j] += g[j];                                                         \
+            }                                                                                  \
+            for (; k < m; k++) {                                                               \
+                const uint16_t h = CYDROP_FN(cydrop_f32_to_##SUF)(                             \
+                    CYDROP_FN(cydrop_##SUF##_to_f32)(dar[k]) * scale);                         \
+                const uint16_t v = (uint16_t)(h & -(uint16_t)((uint16_t)(ar[k] - 1u) < pinf)); \
+                dzr[k] = v;                                                                    \
+                db[k] += CYDROP_FN(cydrop_##SUF##_to_f32)(v);                                  \
+            }                                                                                  \
         }                                                                                      \
     }
 

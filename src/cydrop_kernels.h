@@ -123,6 +123,11 @@ typedef void (*cydrop_bias_relu_dropout_h16_fn)(const uint16_t *z, const float *
                                                 int64_t n, int64_t m, uint64_t key,
                                                 uint64_t offset, uint32_t thr, float scale,
                                                 int64_t t);
+/* Rows r0 .. r1 - 1 of the fused kernel's backward: dz := where(a > 0, T(float32(da) * scale),
+ * +0.0) (dz may be da), db[j] += float32(dz[r, j]) in row order (db float32, m long). */
+typedef void (*cydrop_bias_relu_dropout_backward_h16_fn)(const uint16_t *da, const uint16_t *a,
+                                                         uint16_t *dz, float *db, int64_t r0,
+                                                         int64_t r1, int64_t m, float scale);
 
 /* ---- modern dropout (see cydrop_modern_impl.h; cydrop/testing/reference_modern.py is the twin) */
 /* Chunk t of y := res + where(keep, (x + bias[i % m]) * scale, +0.0) (res and bias may be NULL:
@@ -176,6 +181,8 @@ typedef struct {
     cydrop_broadcast_apply_h16_fn broadcast_apply_bf16;
     cydrop_bias_relu_dropout_h16_fn bias_relu_dropout_f16;
     cydrop_bias_relu_dropout_h16_fn bias_relu_dropout_bf16;
+    cydrop_bias_relu_dropout_backward_h16_fn bias_relu_dropout_backward_f16;
+    cydrop_bias_relu_dropout_backward_h16_fn bias_relu_dropout_backward_bf16;
     /* ---- modern dropout (cydrop_modern_impl.h) */
     cydrop_dropout_add_f32_fn dropout_add_f32;
     cydrop_dropout_add_f64_fn dropout_add_f64;

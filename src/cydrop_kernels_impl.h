@@ -694,13 +694,30 @@ static void CYDROP_FN(cydrop_mask)(int64_t n, uint64_t key, uint64_t offset, uin
     static void CYDROP_FN(cydrop_bias_relu_dropout_backward_##SUF)(                            \
         const T *da, const T *a, T *dz, T *db, int64_t r0, int64_t r1, int64_t m, T scale)    \
     {                                                                                          \
+        /* through a tile in registers, so that the loops vectorise without branches although \
+           dz may be da and the compiler cannot rule out that db aliases them */               \
+        enum { TB = 16 };                                                                      \
+        T g[TB];                                                                               \
         for (int64_t r = r0; r < r1; r++) {                                                    \
             const T *dar = da + r * m, *ar = a + r * m;                                        \
             T *dzr = dz + r * m;                                                               \
-            for (int64_t k = 0; k < m; k++) {                                                  \
-                const T g = ar[k] > (T)0 ? dar[k] * scale : (T)0;                              \
-                dzr[k] = g;                                                                    \
-                db[k] += g;                                                                    \
+            int64_t k = 0;                                                                     \
+            for (; k + TB <= m; k += TB) {                                                     \
+                for (int j = 0; j < TB; j++) {    /* a select on the bits: no branch */        \
+                    const T v = dar[k + j] * scale;                                            \
+                    UT u;                                                                      \
+                    memcpy(&u, &v, sizeof u);                                                  \
+                    u &= -(UT)(ar[k + j] > (T)0);                                              \
+                    memcpy(&g[j], &u, sizeof u);                                               \
+                }                                                                              \
+                memcpy(dzr + k, g, sizeof g);                                                  \
+                for (int j = 0; j < TB; j++)                                                   \
+                    db[k + j] += g[j];                                                         \
+            }                                                                                  \
+            for (; k < m; k++) {                                                               \
+                const T gk = ar[k] > (T)0 ? dar[k] * scale : (T)0;                             \
+                dzr[k] = gk;                                                                   \
+                db[k] += gk;                                                                   \
             }                                                                                  \
         }                                                                                      \
     }
@@ -732,6 +749,8 @@ static const cydrop_kernels CYDROP_FN(cydrop_table) = {
     CYDROP_FN(cydrop_backward_f16), CYDROP_FN(cydrop_backward_bf16),
     CYDROP_FN(cydrop_broadcast_apply_f16), CYDROP_FN(cydrop_broadcast_apply_bf16),
     CYDROP_FN(cydrop_bias_relu_dropout_f16), CYDROP_FN(cydrop_bias_relu_dropout_bf16),
+    CYDROP_FN(cydrop_bias_relu_dropout_backward_f16),
+    CYDROP_FN(cydrop_bias_relu_dropout_backward_bf16),
     /* ---- modern dropout */
     CYDROP_FN(cydrop_dropout_add_f32), CYDROP_FN(cydrop_dropout_add_f64),
     CYDROP_FN(cydrop_softmax_dropout_f32), CYDROP_FN(cydrop_softmax_dropout_f64),

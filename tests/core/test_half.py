@@ -213,9 +213,73 @@ def test_fused_bias_relu_dropout(hdtype, all_isas):
     expected = np.where(a.astype(np.float32) > 0, cydrop.dropout_backward(dout, dcache),
                         np.zeros((), hdtype))
     assert_bits_equal(dz, expected)
-    np.testing.assert_allclose(db, dz.astype(np.float32).sum(axis=0), rtol=1e-6)
+    assert_bits_equal(db, _row_order_sum(dz))
     with pytest.raises(TypeError, match=r"b must have z's dtype .* or float32"):
         fused.bias_relu_dropout(z, b.astype(np.float64), 0.4, seed=1)
+
+
+def _row_order_sum(dz):
+    """db of the fused backward: float32(dz) added row by row from +0.0 (the float32 kernel's
+    order), spelled out so that NumPy's own reduction order does not enter."""
+    db = np.zeros(dz.shape[1], dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for row in dz.astype(np.float32):
+            db += row
+    return db
+
+
+@pytest.mark.parametrize("m", [1, 15, 16, 17, 300])
+def test_fused_backward_kernel_every_bit_pattern(hdtype, all_isas, m):
+    """The 16-bit fused backward in C against its rule on every 16-bit pattern, in da and in a
+    (NaN, both zeros, negatives, subnormals and inf in the forward output all give +0.0; only
+    1 <= bits(a) <= +inf pass the gradient), on every ISA, in place and not."""
+    fmt_bf16 = hdtype.name == "bfloat16"
+    pat = np.arange(65536, dtype=np.uint16)
+    rows = -(-65536 // m)
+    da = np.resize(pat, rows * m).reshape(rows, m).view(hdtype)
+    a = np.resize(np.roll(pat, 12345), rows * m).reshape(rows, m).view(hdtype)
+    scale = 1 / 0.6
+    with np.errstate(over="ignore", invalid="ignore"):
+        g = (da.astype(np.float32) * np.float32(scale)).astype(hdtype)
+    want = np.where(a.astype(np.float32) > 0, g, np.zeros((), hdtype))
+    want_db = _row_order_sum(want)
+    for isa in all_isas:
+        _kernels.set_isa(isa)
+        dz = np.empty_like(da)
+        db = np.full(m, np.nan, dtype=np.float32)          # overwritten, not added to
+        _kernels.bias_relu_dropout_backward_half(u16(da), u16(a), dz.view(np.uint16), db,
+                                                 scale, fmt_bf16)
+        assert_bits_equal(dz, want)
+        # bits equal, except that a NaN sum's payload is not specified (which NaN an IEEE
+        # add of two NaNs returns is the compiler's choice of operand order)
+        nan = np.isnan(want_db)
+        assert nan.any() and (np.isnan(db) == nan).all()
+        np.testing.assert_array_equal(db.view(np.uint32)[~nan], want_db.view(np.uint32)[~nan])
+        inplace = da.copy()
+        _kernels.bias_relu_dropout_backward_half(u16(inplace), u16(a), inplace.view(np.uint16),
+                                                 db, scale, fmt_bf16)
+        assert_bits_equal(inplace, want)
+
+
+def test_fused_backward_out_and_dtype_kept(hdtype):
+    rng = np.random.default_rng(8)
+    z = rng.standard_normal((9, 40)).astype(hdtype)
+    b = rng.standard_normal(40).astype(np.float32)
+    a, cache = fused.bias_relu_dropout(z, b, 0.3, seed=2)
+    dout = rng.standard_normal(z.shape).astype(hdtype)
+    dz, db = fused.bias_relu_dropout_backward(dout, cache)
+    buf = np.empty_like(dout)
+    dz2, db2 = fused.bias_relu_dropout_backward(dout, cache, out=buf)
+    assert dz2 is buf
+    assert_bits_equal(dz2, dz)
+    d = dout.copy()
+    dz3, db3 = fused.bias_relu_dropout_backward(d, cache, out=d)
+    assert dz3 is d
+    assert_bits_equal(dz3, dz)
+    np.testing.assert_array_equal(db2, db)
+    np.testing.assert_array_equal(db3, db)
+    with pytest.raises(ValueError, match="dz must have da's shape"):
+        _kernels.bias_relu_dropout_backward_half(u16(dout), u16(a), u16(dout)[:1], db, 1.0)
 
 
 def test_dropout_nd_spatial_and_locked(hdtype, all_isas):
