@@ -17,6 +17,12 @@ cdef extern from "cydrop_kernels.h" nogil:
     ctypedef void (*cydrop_softmax_dropout_f64_fn)(
         const double *z, double *y, double *p, int64_t L, uint64_t key, uint64_t offset,
         uint32_t thr, double scale, int64_t r0, int64_t r1) noexcept nogil
+    ctypedef void (*cydrop_softmax_dropout_backward_f32_fn)(
+        const float *dout, const float *p, float *dz, int64_t L, uint64_t key, uint64_t offset,
+        uint32_t thr, float scale, int64_t r0, int64_t r1) noexcept nogil
+    ctypedef void (*cydrop_softmax_dropout_backward_f64_fn)(
+        const double *dout, const double *p, double *dz, int64_t L, uint64_t key,
+        uint64_t offset, uint32_t thr, double scale, int64_t r0, int64_t r1) noexcept nogil
 
     # the same C struct as cydrop._kernels' cydrop_kernels, seen through its modern block only
     ctypedef struct modern_table "cydrop_kernels":
@@ -24,3 +30,5 @@ cdef extern from "cydrop_kernels.h" nogil:
         cydrop_dropout_add_f64_fn dropout_add_f64
         cydrop_softmax_dropout_f32_fn softmax_dropout_f32
         cydrop_softmax_dropout_f64_fn softmax_dropout_f64
+        cydrop_softmax_dropout_backward_f32_fn softmax_dropout_backward_f32
+        cydrop_softmax_dropout_backward_f64_fn softmax_dropout_backward_f64

@@ -21,3 +21,10 @@ def softmax_dropout(
 ) -> None:
     """p := softmax(z) along rows of L; y := where(keep, p * scale, +0.0)."""
     ...
+def softmax_dropout_backward(
+    dout: npt.NDArray[np.floating], p: npt.NDArray[np.floating],
+    dz: npt.NDArray[np.floating], L: int, seed: int, offset: int, thr: int, scale: float,
+    n_threads: int = 1,
+) -> None:
+    """gp := where(keep, dout * scale, +0.0) * p; dz := gp - p * rowsum(gp)."""
+    ...

@@ -29,6 +29,9 @@ cdef enum:
     # Work weight of a softmax element in dropout-forward elements (two exponentials, a sum, a
     # division's share and the draw): for the runner's serial/parallel policy only.
     SOFTMAX_WORK = 8
+    # ... and of an element of its backward (the draw, two multiplies, a sum's share and a
+    # multiply-subtract: no exponential).
+    SOFTMAX_BACKWARD_WORK = 3
 
 
 ctypedef struct AddCtx:
@@ -158,3 +161,44 @@ def softmax_dropout(const floating[::1] z,   # IN, rows * L, C order
     with nogil:
         run_tasks(_softmax_f32_task if floating is float else _softmax_f64_task, &c,
                   (c.rows + c.per - 1) // c.per, n * SOFTMAX_WORK, n_threads)
+
+
+cdef void _softmax_backward_f32_task(void *ctx, int64_t t) noexcept nogil:
+    cdef SoftmaxCtx *c = <SoftmaxCtx *>ctx
+    cdef int64_t r0 = t * c.per
+    c.k.softmax_dropout_backward_f32(<const float *>c.z, <const float *>c.p, <float *>c.y, c.L,
+                                     c.key, c.offset, c.thr, <float>c.scale, r0,
+                                     min(c.rows, r0 + c.per))
+
+
+cdef void _softmax_backward_f64_task(void *ctx, int64_t t) noexcept nogil:
+    cdef SoftmaxCtx *c = <SoftmaxCtx *>ctx
+    cdef int64_t r0 = t * c.per
+    c.k.softmax_dropout_backward_f64(<const double *>c.z, <const double *>c.p, <double *>c.y,
+                                     c.L, c.key, c.offset, c.thr, c.scale, r0,
+                                     min(c.rows, r0 + c.per))
+
+
+def softmax_dropout_backward(const floating[::1] dout,   # IN, rows * L, C order
+                             const floating[::1] p,      # IN, the forward's softmax
+                             floating[::1] dz,           # OUT (may be dout, not p)
+                             int64_t L, uint64_t seed, uint64_t offset, uint32_t thr,
+                             double scale, int n_threads=1):
+    """gp := where(draw(offset + i) < thr, dout * scale, +0.0) * p; dz := gp - p * rowsum(gp)."""
+    cdef int64_t n = dout.shape[0]
+    cdef SoftmaxCtx c
+    if n == 0:
+        return
+    if L <= 0 or n % L:
+        raise ValueError(f"L must divide dout's {n} elements, got {L}")
+    _check_len("p", p.shape[0], n)
+    _check_len("dz", dz.shape[0], n)
+    c.k = <const modern_table *>active_kernels()
+    c.z, c.p, c.y = &dout[0], <void *>&p[0], &dz[0]
+    c.L, c.rows = L, n // L
+    c.per = max(1, CYDROP_CHUNK // L)
+    c.key, c.offset, c.thr, c.scale = cydrop_seed_key(seed), offset, thr, scale
+    with nogil:
+        run_tasks(_softmax_backward_f32_task if floating is float
+                  else _softmax_backward_f64_task, &c,
+                  (c.rows + c.per - 1) // c.per, n * SOFTMAX_BACKWARD_WORK, n_threads)

@@ -206,7 +206,11 @@ def softmax_dropout_backward(dout, cache, *, n_threads=None):
     """Gradient of :func:`softmax_dropout` with respect to the scores.
 
     The mask is regenerated from the cache's seed; ``dz = P * (g - sum(g * P, axis))`` with
-    ``g = dropout(dout)`` (the forward's mask and scale) and ``P`` the cached softmax.
+    ``g = dropout(dout)`` (the forward's mask and scale) and ``P`` the cached softmax. One
+    kernel pass per row, no stored mask: ``gp = g * P`` in the scores' dtype, its sum in float64
+    in the forward's eight lanes, and ``dz = dtype(gp - P * sum)`` computed in float64, so the
+    bits are fixed on every ISA and thread count (:mod:`cydrop.testing.reference_modern`
+    reproduces them).
 
     Parameters
     ----------
@@ -231,11 +235,12 @@ def softmax_dropout_backward(dout, cache, *, n_threads=None):
     g = np.ascontiguousarray(np.moveaxis(dout, axis, -1)) if axis != p.ndim - 1 else \
         _validation.aligned_contiguous(dout)
     if st.seed is not None:
-        gd = np.empty(g.shape, dtype=g.dtype)
-        if g.size:
-            _modern.dropout_add(_common.flat(g), None, None, None, 1, _common.flat(gd), st.seed,
-                                st.offset, st.thr, st.scale, effective_n_threads(n_threads))
-        g = gd
-    gp = g * p
-    dz = gp - p * gp.sum(axis=-1, keepdims=True)
+        seed, offset, thr, scale = st.seed, st.offset, st.thr, st.scale
+    else:
+        seed, offset, thr, scale = 0, 0, _contract.THRESHOLD_ONE, 1.0
+    dz = np.empty(g.shape, dtype=g.dtype)
+    if g.size:
+        _modern.softmax_dropout_backward(_common.flat(g), _common.flat(p), _common.flat(dz),
+                                         p.shape[-1], seed, offset, thr, scale,
+                                         effective_n_threads(n_threads))
     return dz if axis == p.ndim - 1 else np.ascontiguousarray(np.moveaxis(dz, -1, axis))

@@ -150,6 +150,16 @@ typedef void (*cydrop_softmax_dropout_f32_fn)(const float *z, float *y, float *p
 typedef void (*cydrop_softmax_dropout_f64_fn)(const double *z, double *y, double *p, int64_t L,
                                               uint64_t key, uint64_t offset, uint32_t thr,
                                               double scale, int64_t r0, int64_t r1);
+/* Its backward over rows r0 .. r1 - 1 (dz may be dout): gp = where(draw < thr, dout * scale,
+ * +0.0) * p in T, s = gp's row sum (the forward's eight lanes, in double), dz = T(gp - p s). */
+typedef void (*cydrop_softmax_dropout_backward_f32_fn)(const float *dout, const float *p,
+                                                       float *dz, int64_t L, uint64_t key,
+                                                       uint64_t offset, uint32_t thr,
+                                                       float scale, int64_t r0, int64_t r1);
+typedef void (*cydrop_softmax_dropout_backward_f64_fn)(const double *dout, const double *p,
+                                                       double *dz, int64_t L, uint64_t key,
+                                                       uint64_t offset, uint32_t thr,
+                                                       double scale, int64_t r0, int64_t r1);
 
 /* Every kernel, compiled for one ISA. */
 typedef struct {
@@ -188,6 +198,8 @@ typedef struct {
     cydrop_dropout_add_f64_fn dropout_add_f64;
     cydrop_softmax_dropout_f32_fn softmax_dropout_f32;
     cydrop_softmax_dropout_f64_fn softmax_dropout_f64;
+    cydrop_softmax_dropout_backward_f32_fn softmax_dropout_backward_f32;
+    cydrop_softmax_dropout_backward_f64_fn softmax_dropout_backward_f64;
 } cydrop_kernels;
 
 /* The ISAs this build contains, best last; *count receives their number. */

@@ -754,6 +754,8 @@ static const cydrop_kernels CYDROP_FN(cydrop_table) = {
     /* ---- modern dropout */
     CYDROP_FN(cydrop_dropout_add_f32), CYDROP_FN(cydrop_dropout_add_f64),
     CYDROP_FN(cydrop_softmax_dropout_f32), CYDROP_FN(cydrop_softmax_dropout_f64),
+    CYDROP_FN(cydrop_softmax_dropout_backward_f32),
+    CYDROP_FN(cydrop_softmax_dropout_backward_f64),
 };
 
 #undef CYDROP_DEFINE_KERNELS

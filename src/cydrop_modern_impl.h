@@ -366,6 +366,62 @@ CYDROP_DEFINE_ADD_STEPS(double, f64)
                                                   yr + j0, cnt, thr, scale);                   \
             }                                                                                  \
         }                                                                                      \
+    } \
+    /* e[i] := (double)(g[i] * p[i]), g[i] = d[i] < thr ? dout[i] * scale : +0.0 (in T) */     \
+    static void CYDROP_MFN(cydrop_sm_gp_##SUF)(const T *dout, const T *restrict p,             \
+                                               const uint16_t *restrict d, double *restrict e, \
+                                               int64_t cnt, uint32_t thr, T scale)             \
+    {                                                                                          \
+        for (int64_t i = 0; i < cnt; i++) {                                                    \
+            T v = dout[i] * scale;                                                             \
+            U vb;                                                                              \
+            memcpy(&vb, &v, sizeof vb);                                                        \
+            vb &= -(U)((uint32_t)d[i] < thr);                                                  \
+            memcpy(&v, &vb, sizeof vb);                                                        \
+            e[i] = (double)(v * p[i]);                                                         \
+        }                                                                                      \
+    }                                                                                          \
+    /* The backward of rows r0 .. r1 - 1 (dz may be dout): gp = g * p as above; s = gp's row  \
+     * sum in double, in the forward's eight lanes and combination; dz = (T)(gp - p * s) in   \
+     * double. thr > 65535 draws nothing (all kept). Rows longer than CYDROP_SM_SEG make the  \
+     * draws and gp twice (the same bits), reading each dout segment before writing it. */    \
+    static void CYDROP_MFN(cydrop_softmax_dropout_backward_##SUF)(                             \
+        const T *dout, const T *p, T *dz, int64_t L, uint64_t key, uint64_t offset,            \
+        uint32_t thr, T scale, int64_t r0, int64_t r1)                                         \
+    {                                                                                          \
+        uint16_t d[CYDROP_SM_SEG];                                                             \
+        double e[CYDROP_SM_SEG + 8];                                                           \
+        for (int64_t r = r0; r < r1; r++) {                                                    \
+            const T *gr = dout + r * L, *pr = p + r * L;                                       \
+            T *dzr = dz + r * L;                                                               \
+            double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                          \
+            for (int pass = 0; pass < 2; pass++) {                                             \
+                const double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +                    \
+                                 ((acc[4] + acc[5]) + (acc[6] + acc[7]));                      \
+                for (int64_t j0 = 0; j0 < L; j0 += CYDROP_SM_SEG) {                            \
+                    const int64_t cnt = L - j0 < CYDROP_SM_SEG ? L - j0 : CYDROP_SM_SEG;       \
+                    if (pass == 0 || L > CYDROP_SM_SEG) {                                      \
+                        if (thr > 65535u)                                                      \
+                            memset(d, 0, (size_t)cnt * sizeof d[0]);                           \
+                        else                                                                   \
+                            CYDROP_MFN(cydrop_fill_draws)(key, offset + (uint64_t)(r * L + j0), \
+                                                          cnt, d);                             \
+                        CYDROP_MFN(cydrop_sm_gp_##SUF)(gr + j0, pr + j0, d, e, cnt, thr,       \
+                                                       scale);                                 \
+                    }                                                                          \
+                    if (pass == 0) {                                                           \
+                        for (int64_t i = cnt; i % 8; i++)                                      \
+                            e[i] = 0.0;           /* +0.0 pads the last group of eight */      \
+                        for (int64_t i = 0; i < cnt; i += 8)                                   \
+                            for (int k = 0; k < 8; k++)                                        \
+                                acc[k] += e[i + k];                                            \
+                    } else {                                                                   \
+                        for (int64_t i = 0; i < cnt; i++)                                      \
+                            dzr[j0 + i] = (T)(e[i] - (double)pr[j0 + i] * s);                  \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
     }
 
 CYDROP_DEFINE_MODERN(float, uint32_t, f32)

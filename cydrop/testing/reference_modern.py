@@ -14,8 +14,8 @@ import numpy as np
 from cydrop import _contract
 from cydrop.testing import reference as _ref
 
-__all__ = ["dropout_add", "drop_path", "exp_neg", "softmax", "softmax_dropout", "drop_block",
-           "drop_block_gamma"]
+__all__ = ["dropout_add", "drop_path", "exp_neg", "softmax", "softmax_dropout",
+           "softmax_dropout_backward", "drop_block", "drop_block_gamma"]
 
 
 def _scale(rate, dtype, scale_by_keep=True):
@@ -84,14 +84,20 @@ def softmax(z):
     z = np.asarray(z)
     m = z.max(axis=-1, keepdims=True).astype(np.float64)
     e = exp_neg(z.astype(np.float64) - m)
+    inv = 1.0 / _lane_sum(e)[..., None]
+    return (e * inv).astype(z.dtype)
+
+
+def _lane_sum(e):
+    """The kernels' row sum of float64 ``e`` along the last axis: eight lanes (lane k adds the
+    elements j % 8 == k in order, from +0.0), combined as
+    ``((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))``."""
     L = e.shape[-1]
     pad = np.zeros(e.shape[:-1] + ((-L) % 8,))
     lanes = np.concatenate([e, pad], axis=-1).reshape(e.shape[:-1] + (-1, 8))
     s = np.cumsum(lanes, axis=-2)[..., -1, :]
-    total = ((s[..., 0] + s[..., 1]) + (s[..., 2] + s[..., 3])) + (
+    return ((s[..., 0] + s[..., 1]) + (s[..., 2] + s[..., 3])) + (
         (s[..., 4] + s[..., 5]) + (s[..., 6] + s[..., 7]))
-    inv = 1.0 / total[..., None]
-    return (e * inv).astype(z.dtype)
 
 
 def softmax_dropout(z, rate, seed, offset=0, axis=-1):
@@ -103,6 +109,25 @@ def softmax_dropout(z, rate, seed, offset=0, axis=-1):
     keep = _ref.keep_mask(zm.size, rate, seed, offset).reshape(zm.shape)
     y = _select(keep, p * scale)
     return np.ascontiguousarray(np.moveaxis(y, -1, axis))
+
+
+def softmax_dropout_backward(dout, probs, rate, seed, offset=0, axis=-1):
+    """The gradient of :func:`softmax_dropout` from the forward's ``probs`` (the softmax, in the
+    scores' layout): ``gp = where(keep, dout * scale, +0.0) * probs`` in the dtype, ``s`` its
+    :func:`_lane_sum` in float64, ``dz = dtype(gp - probs * s)`` in float64. ``seed`` None: no
+    dropout (the evaluation-mode forward)."""
+    dout, probs = np.asarray(dout), np.asarray(probs)
+    g = np.ascontiguousarray(np.moveaxis(dout, axis, -1))
+    p = np.ascontiguousarray(np.moveaxis(probs, axis, -1))
+    if seed is not None:
+        _, scale = _scale(rate, g.dtype)
+        keep = _ref.keep_mask(g.size, rate, seed, offset).reshape(g.shape)
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = _select(keep, g * scale)
+    with np.errstate(over="ignore", invalid="ignore"):
+        gp = (g * p).astype(np.float64)
+        dz = (gp - p.astype(np.float64) * _lane_sum(gp)[..., None]).astype(g.dtype)
+    return np.ascontiguousarray(np.moveaxis(dz, -1, axis))
 
 
 def _draws(size, seed, offset):

@@ -260,6 +260,40 @@ def test_softmax_dropout_gradient_float64(axis):
     np.testing.assert_allclose(cydrop.softmax_dropout_backward(dout, cache), num, atol=1e-8)
 
 
+@pytest.mark.parametrize("shape, axis", [((5, 1), -1), ((4, 7), -1), ((3, 8), -1),
+                                         ((6, 9), 0), ((2, 3, 33), 1), ((3, 5001), -1)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("training", [True, False])
+def test_softmax_dropout_backward_matches_twin(all_isas, shape, axis, dtype, training):
+    """The backward kernel against its NumPy twin, bit for bit, on every ISA and thread count:
+    rows shorter than a lane group, rows of 8 and 9, rows longer than a kernel segment (5001),
+    the softmax axis not last, training (mask from the seed) and evaluation (no mask)."""
+    z = (_rng(17).standard_normal(shape) * 3).astype(dtype)
+    dout = _rng(18).standard_normal(shape).astype(dtype)
+    _, cache = cydrop.softmax_dropout(z, 0.3, training=training, axis=axis, seed=4, offset=9)
+    probs = RM.softmax(np.moveaxis(z, axis, -1))
+    ref = RM.softmax_dropout_backward(dout, np.moveaxis(probs, -1, axis), 0.3,
+                                      4 if training else None, 9, axis)
+    for isa in all_isas:
+        _kernels.set_isa(isa)
+        for n in (1, 2, 3):
+            got = cydrop.softmax_dropout_backward(dout, cache, n_threads=n)
+            assert got.dtype == dtype and got.shape == shape
+            _same_bits(got, ref)
+
+
+def test_softmax_dropout_backward_rows_are_independent_and_sum_to_zero():
+    """Each row's gradient depends on that row only, and sums to ~0 (softmax's Jacobian has
+    the ones vector in its left null space), dropped positions included."""
+    z = _rng(19).standard_normal((50, 300))
+    dout = _rng(20).standard_normal((50, 300))
+    _, cache = cydrop.softmax_dropout(z, 0.5, training=True, seed=3)
+    dz = cydrop.softmax_dropout_backward(dout, cache)
+    np.testing.assert_allclose(dz.sum(-1), 0.0, atol=1e-14)
+    _, c7 = cydrop.softmax_dropout(z[7:8], 0.5, training=True, seed=3, offset=7 * 300)
+    _same_bits(cydrop.softmax_dropout_backward(dout[7:8], c7), dz[7:8])
+
+
 def test_softmax_dropout_bad_inputs_and_out():
     z = np.zeros((2, 3))
     with pytest.raises(TypeError, match="training"):
