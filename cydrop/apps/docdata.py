@@ -18,8 +18,10 @@ The records, each with the machine it was measured on (:func:`cydrop.apps.report
 * ``training.json``: ``cydrop train --quiet``, ``bench/mlp_share.py`` at the default threads and
   at one thread everywhere, and ``bench/mlp_vs_torch.py``;
 * ``modern.json``: ``bench/bench_residual.py --json`` (``dropout_add`` against its floor and
-  unfused NumPy at 16M, one thread and the team) and ``bench/bench_transformer.py --json`` (a
-  transformer block's dropout share for cydrop, NumPy and torch).
+  unfused NumPy at 16M, one thread and the team), ``bench/bench_transformer.py --json`` (a
+  transformer block's dropout share for cydrop, NumPy and torch) and
+  ``bench/bench_modern_ops.py --json`` (drop_path, softmax_dropout and its backward,
+  drop_block, feature_alpha_dropout and channels-last spatial_dropout against NumPy and torch).
 
 Every measurement runs in a fresh process (so thread pools, environment variables such as
 ``OPENBLAS_NUM_THREADS`` and the load feedback start clean). Run it on a quiet machine: it takes
@@ -119,13 +121,15 @@ def regen_training(out, tmp, quick=False):
 
 # --quick: a small size and shape, few samples (a trial of the pipeline, not a measurement)
 MODERN_QUICK = {"residual": ["--size", "1M", "--repeat", "2"],
-                "transformer": ["--rounds", "1", "--shape", "2,64,64,4"]}
+                "transformer": ["--rounds", "1", "--shape", "2,64,64,4"],
+                "ops": ["--quick", "--repeat", "2"]}
 
 
 def regen_modern(out, tmp, quick=False):
     data, commands = {}, []
     for part, script in (("residual", "bench/bench_residual.py"),
-                         ("transformer", "bench/bench_transformer.py")):
+                         ("transformer", "bench/bench_transformer.py"),
+                         ("ops", "bench/bench_modern_ops.py")):
         path = os.path.join(tmp, f"{part}.json")
         extra = MODERN_QUICK[part] if quick else []
         _run([script, "--json", path, *extra])

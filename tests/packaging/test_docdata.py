@@ -207,6 +207,8 @@ MODERN_FIGURES = ["add.1.vs_floor", "add.1.vs_numpy", "add.team.vs_floor", "add.
                   "transformer.cydrop.share", "transformer.numpy.share",
                   "transformer.torch.share", "transformer.cydrop.vs_numpy",
                   "transformer.cydrop.vs_torch"]
+MODERN_OPS = ["drop_path", "softmax_dropout", "softmax_dropout_backward", "drop_block",
+              "feature_alpha_dropout", "spatial_dropout_nhwc"]
 
 
 def test_the_modern_record_has_its_figures_and_tables(records):
@@ -230,11 +232,22 @@ def test_the_modern_record_has_its_figures_and_tables(records):
     headers, _, rows, note = tables["modern:transformer"]
     assert [row[0] for row in rows] == list(r) and "dropout share" in headers
     assert all(str(v) in note for v in tr["shape"].values())
+    ops = data["ops"]
+    assert sorted(ops["ops"]) == sorted(MODERN_OPS)
+    for op, rec in ops["ops"].items():
+        t = rec["times"]
+        assert figures[f"modern:ops.{op}.cydrop"] == (t["cydrop"], "s")
+        assert figures[f"modern:ops.{op}.vs_numpy"] == (t["numpy"] / t["cydrop"], "x")
+        assert (f"modern:ops.{op}.vs_torch" in figures) == ("torch" in t)
+    headers, _, rows, note = tables["modern:ops"]
+    assert headers[0] == "op" and [row[0] for row in rows] == list(ops["ops"])
+    assert f"{ops['repeat']} samples" in note and "round-robin" in note
 
 
 def test_the_committed_modern_record_says_how_it_was_run(records):
     command = records["modern"]["command"]
     assert "bench/bench_residual.py" in command and "bench/bench_transformer.py" in command
+    assert "bench/bench_modern_ops.py" in command
     # a --quick trial run says so; a real one names neither a small size nor --quick
     assert ("--quick" in command) == ("--size" in command or "--shape" in command)
 
@@ -253,6 +266,34 @@ def test_modern_figures_alias_team_only_above_one_thread():
     assert out["add.team.threads"] == (4, "int") and out["add.team.vs_numpy"] == (8.0, "x")
 
 
+def test_modern_ops_figures_and_table_from_a_synthetic_record():
+    from cydrop.apps import benchdata_modern
+
+    ops = {"repeat": 2, "threads": 4, "torch": None, "ops": {
+        "drop_path": {"shape": [8, 16], "rate": 0.1, "times": {"cydrop": 1.0, "numpy": 3.0}},
+        "drop_block": {"shape": [2, 2, 8, 8], "rate": 0.1, "block_size": 3,
+                       "times": {"cydrop": 2.0, "numpy": 4.0, "torch": 8.0}}}}
+    out, tables = {}, {}
+    benchdata_modern.modern_figures({"ops": ops}, out)
+    benchdata_modern.modern_tables({"ops": ops}, tables)
+    assert out["ops.drop_path.vs_numpy"] == (3.0, "x") and out["ops.drop_path.cydrop"] == (1.0, "s")
+    assert "ops.drop_path.vs_torch" not in out              # no torch row, no figure
+    assert out["ops.drop_block.vs_torch"] == (4.0, "x") and out["ops.threads"] == (4, "int")
+    headers, _, rows, note = tables["ops"]
+    assert headers == ["op", "shape", "cydrop", "NumPy", "torch", "NumPy / cydrop",
+                       "torch / cydrop"]
+    assert rows[0][0] == "drop_path" and rows[0][4] == "" and rows[0][5] == "3.00x"
+    assert rows[1][1] == "2 x 2 x 8 x 8" and rows[1][6] == "4.00x"
+    assert "torch did not import" in note and "block_size 3" in note
+    # an older record, without the ops part, renders what it has
+    out, tables = {}, {}
+    res = {"n": 8, "size": "8", "repeat": 1, "numpy": 4.0, "rate": 0.1,
+           "times": {"1": {"cydrop dropout_add": 2.0, "floor stream_add": 1.0}}}
+    benchdata_modern.modern_figures({"residual": res}, out)
+    benchdata_modern.modern_tables({"residual": res}, tables)
+    assert not any(k.startswith("ops.") for k in out) and set(tables) == {"residual"}
+
+
 def test_docdata_only_modern_writes_the_record(tmp_path, monkeypatch):
     """``python -m cydrop.apps.docdata --only modern --quick`` runs both bench scripts (here at
     an even smaller size and shape) and writes modern.json; the README block is untouched."""
@@ -267,7 +308,8 @@ def test_docdata_only_modern_writes_the_record(tmp_path, monkeypatch):
     monkeypatch.setattr(docdata, "ROOT", str(ROOT))        # where bench/ is
     monkeypatch.setattr(docdata, "MODERN_QUICK", {
         "residual": ["--size", "64K", "--repeat", "1", "--threads", "2"],
-        "transformer": ["--rounds", "1", "--shape", "1,16,16,2", "--threads", "1"]})
+        "transformer": ["--rounds", "1", "--shape", "1,16,16,2", "--threads", "1"],
+        "ops": ["--quick", "--repeat", "1", "--threads", "1"]})
     assert docdata.main(["--only", "modern", "--quick"]) == 0
     record = json.loads((tmp_path / "docs" / "_data" / "modern.json").read_text("utf-8"))
     assert record["record"] == "modern" and "--quick" in record["command"]
@@ -277,9 +319,14 @@ def test_docdata_only_modern_writes_the_record(tmp_path, monkeypatch):
     assert data["transformer"]["shape"] == {"batch": 1, "sequence": 16, "width": 16,
                                             "heads": 2}
     assert "machine" in data["residual"] and "machine" in data["transformer"]
+    assert data["ops"]["threads"] == 1 and data["ops"]["repeat"] == 1
+    assert sorted(data["ops"]["ops"]) == sorted(MODERN_OPS) and "machine" in data["ops"]
     figures = benchdata.figures({"modern": record})
     for key in MODERN_FIGURES:
         if "torch" not in key or "torch" in data["transformer"]["results"]:
             assert f"modern:{key}" in figures, key
-    assert {"modern:residual", "modern:transformer"} <= set(benchdata.tables({"modern": record}))
+    for op in MODERN_OPS:
+        assert f"modern:ops.{op}.vs_numpy" in figures, op
+    assert {"modern:residual", "modern:transformer", "modern:ops"} <= set(
+        benchdata.tables({"modern": record}))
     assert (tmp_path / "README.md").read_text("utf-8") == (ROOT / "README.md").read_text("utf-8")
