@@ -114,7 +114,7 @@ def softmax_dropout(z, rate, seed, offset=0, axis=-1):
 def softmax_dropout_backward(dout, probs, rate, seed, offset=0, axis=-1):
     """The gradient of :func:`softmax_dropout` from the forward's ``probs`` (the softmax, in the
     scores' layout): ``gp = where(keep, dout * scale, +0.0) * probs`` in the dtype, ``s`` its
-    :func:`_lane_sum` in float64, ``dz = dtype(gp - probs * s)`` in float64. ``seed`` None: no
+    ``_lane_sum`` in float64, ``dz = dtype(gp - probs * s)`` in float64. ``seed`` None: no
     dropout (the evaluation-mode forward)."""
     dout, probs = np.asarray(dout), np.asarray(probs)
     g = np.ascontiguousarray(np.moveaxis(dout, axis, -1))
