@@ -200,11 +200,29 @@ CYDROP_DEFINE_ADD_STEPS(double, f64)
 #define CYDROP_M_BLOCK_PATH 0
 #endif
 
+/* The four (residual, bias) specialisations of cydrop_add_seg, inside a function whose
+ * arguments are x, res, b, y, cnt, thr and scale; HAS_D (a constant) says whether the keep
+ * decisions are the draws D or the constant mask CMASK. */
+#define CYDROP_ADD_SEG(SUF, D, HAS_D, CMASK, R, B)                                             \
+    CYDROP_MFN(cydrop_add_seg_##SUF)(x, res, b, y, D, cnt, thr, scale, R, B, HAS_D, CMASK)
+#define CYDROP_ADD_SPECIALISE(SUF, D, HAS_D, CMASK)                                            \
+    do {                                                                                       \
+        if (res && b)                                                                          \
+            CYDROP_ADD_SEG(SUF, D, HAS_D, CMASK, 1, 1);                                        \
+        else if (res)                                                                          \
+            CYDROP_ADD_SEG(SUF, D, HAS_D, CMASK, 1, 0);                                        \
+        else if (b)                                                                            \
+            CYDROP_ADD_SEG(SUF, D, HAS_D, CMASK, 0, 1);                                        \
+        else                                                                                   \
+            CYDROP_ADD_SEG(SUF, D, HAS_D, CMASK, 0, 0);                                        \
+    } while (0)
+
 #define CYDROP_DEFINE_MODERN(T, U, SUF)                                                        \
-    /* y[k] := (res ? res[k] : nothing) + select(d[k] < thr, (x[k] (+ b[k])) * scale) */       \
+    /* y[k] := (res ? res[k] : nothing) + select(d[k] < thr, (x[k] (+ b[k])) * scale); with  \
+     * has_d 0 (a constant at every call) the select is by the all-ones or zero mask cmask */   \
     static inline __attribute__((always_inline)) void CYDROP_MFN(cydrop_add_seg_##SUF)(        \
         const T *x, const T *res, const T *b, T *y, const uint16_t *restrict d, int64_t cnt,   \
-        uint32_t thr, T scale, const int has_res, const int has_b)                             \
+        uint32_t thr, T scale, const int has_res, const int has_b, const int has_d, U cmask)   \
     {                                                                                          \
         for (int64_t k = 0; k < cnt; k++) {                                                    \
             T v = x[k];                                                                        \
@@ -213,26 +231,43 @@ CYDROP_DEFINE_ADD_STEPS(double, f64)
             v = v * scale;                                                                     \
             U vb;                                                                              \
             memcpy(&vb, &v, sizeof vb);                                                        \
-            vb &= -(U)((uint32_t)d[k] < thr);                                                  \
+            vb &= has_d ? -(U)((uint32_t)d[k] < thr) : cmask;                                  \
             memcpy(&v, &vb, sizeof vb);                                                        \
             if (has_res)                                                                       \
                 v = res[k] + v;                                                                \
             y[k] = v;                                                                          \
         }                                                                                      \
     }                                                                                          \
+    /* one specialisation per (residual, bias) pair and per draws / constant mask: no test in  \
+       the loop */                                                                             \
     static void CYDROP_MFN(cydrop_add_run_##SUF)(const T *x, const T *res, const T *b, T *y,  \
                                                   const uint16_t *d, int64_t cnt,              \
                                                   uint32_t thr, T scale)                       \
     {                                                                                          \
-        /* one specialisation per (residual, bias) pair: no test in the loop */                \
-        if (res && b)                                                                          \
-            CYDROP_MFN(cydrop_add_seg_##SUF)(x, res, b, y, d, cnt, thr, scale, 1, 1);          \
-        else if (res)                                                                          \
-            CYDROP_MFN(cydrop_add_seg_##SUF)(x, res, b, y, d, cnt, thr, scale, 1, 0);          \
-        else if (b)                                                                            \
-            CYDROP_MFN(cydrop_add_seg_##SUF)(x, res, b, y, d, cnt, thr, scale, 0, 1);          \
-        else                                                                                   \
-            CYDROP_MFN(cydrop_add_seg_##SUF)(x, res, b, y, d, cnt, thr, scale, 0, 0);          \
+        CYDROP_ADD_SPECIALISE(SUF, d, 1, 0);                                                      \
+    }                                                                                          \
+    static void CYDROP_MFN(cydrop_add_runc_##SUF)(const T *x, const T *res, const T *b, T *y, \
+                                                   int64_t cnt, U cmask, T scale)              \
+    {                                                                                          \
+        const uint32_t thr = 0;                                                                \
+        CYDROP_ADD_SPECIALISE(SUF, NULL, 0, cmask);                                               \
+    }                                                                                          \
+    /* cnt elements starting at element i0 of the call, all kept (cmask all ones) or all        \
+       dropped (0): the runs along the bias, as for the draws below */                         \
+    static void CYDROP_MFN(cydrop_add_const_##SUF)(const T *x, const T *res, const T *bias,    \
+                                                    int64_t m, int64_t i0, T *y, int64_t cnt,  \
+                                                    U cmask, T scale)                          \
+    {                                                                                          \
+        if (!bias) {                                                                           \
+            CYDROP_MFN(cydrop_add_runc_##SUF)(x, res, NULL, y, cnt, cmask, scale);             \
+            return;                                                                            \
+        }                                                                                      \
+        for (int64_t i = 0, j = i0 % m; i < cnt; j = 0) {                                      \
+            const int64_t run = m - j < cnt - i ? m - j : cnt - i;                             \
+            CYDROP_MFN(cydrop_add_runc_##SUF)(x + i, res ? res + i : NULL, bias + j, y + i,    \
+                                              run, cmask, scale);                              \
+            i += run;                                                                          \
+        }                                                                                      \
     }                                                                                          \
     static void CYDROP_MFN(cydrop_dropout_add_##SUF)(                                          \
         const T *x, const T *res, const T *bias, int64_t m, const uint8_t *rowkeep,            \
@@ -242,17 +277,18 @@ CYDROP_DEFINE_ADD_STEPS(double, f64)
         uint16_t d[CYDROP_CHUNK];                                                              \
         const int64_t lo = t * CYDROP_CHUNK;                                                   \
         const int64_t cnt = n - lo < CYDROP_CHUNK ? n - lo : CYDROP_CHUNK;                     \
-        if (rowkeep) {           /* one decision per sample: 0 keeps (0 < thr unless        \
-                                    nothing is kept), 0xffff drops */                          \
-            int64_t r = lo / rowlen, j = lo % rowlen;                                          \
-            for (int64_t i = 0; i < cnt; i++) {                                                \
-                d[i] = rowkeep[r] ? 0 : 0xffff;                                                \
-                if (++j == rowlen) {                                                           \
-                    j = 0;                                                                     \
-                    r++;                                                                       \
-                }                                                                              \
+        if (rowkeep) {           /* one decision per sample: each sample's run of the chunk  \
+                                    is all kept or all dropped */                              \
+            for (int64_t i = 0, r = lo / rowlen, j = lo % rowlen; i < cnt; r++, j = 0) {       \
+                const int64_t len = rowlen - j < cnt - i ? rowlen - j : cnt - i;               \
+                CYDROP_MFN(cydrop_add_const_##SUF)(x + lo + i, res ? res + lo + i : NULL,      \
+                                                   bias, m, lo + i, y + lo + i, len,           \
+                                                   rowkeep[r] ? ~(U)0 : (U)0, scale);          \
+                i += len;                                                                      \
             }                                                                                  \
-        } else if (thr > 65535u) {                                                             \
+            return;                                                                            \
+        }                                                                                      \
+        if (thr > 65535u) {                                                                    \
             memset(d, 0, (size_t)cnt * sizeof d[0]);                                           \
         } else if (CYDROP_M_BLOCK_PATH && (offset + (uint64_t)lo) % CYDROP_BLOCK == 0) {       \
             const int64_t done = CYDROP_MFN(cydrop_add_block_##SUF)(                          \
@@ -427,6 +463,8 @@ CYDROP_DEFINE_ADD_STEPS(double, f64)
 CYDROP_DEFINE_MODERN(float, uint32_t, f32)
 CYDROP_DEFINE_MODERN(double, uint64_t, f64)
 #undef CYDROP_DEFINE_MODERN
+#undef CYDROP_ADD_SPECIALISE
+#undef CYDROP_ADD_SEG
 
 #undef CYDROP_MFN
 #undef CYDROP_MCAT

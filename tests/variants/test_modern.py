@@ -59,6 +59,30 @@ def test_dropout_add_matches_twin_on_every_isa_thread_count_and_offset(all_isas,
                 _same_bits(got, ref_ps)
 
 
+@pytest.mark.parametrize("shape", [(5, 7, 300), (3, 5000), (40, 3)])
+@pytest.mark.parametrize("residual", [True, False])
+def test_per_sample_runs_across_chunks_rows_and_bias(all_isas, shape, residual):
+    """Per-sample decisions when a sample's run crosses chunk boundaries (rows longer and
+    shorter than a chunk, the bias shorter than a row), with and without the residual and the
+    bias: the twin's bits on every ISA and thread count; drop_path is the no-residual case."""
+    rng = _rng(21)
+    x = rng.standard_normal(shape).astype(np.float32)
+    r = rng.standard_normal(shape).astype(np.float32) if residual else None
+    b = rng.standard_normal(shape[-1]).astype(np.float32)
+    for bias in (b, None):
+        ref = RM.dropout_add(x, r, 0.4, 6, 5, bias=bias, per_sample=True)
+        for isa in all_isas:
+            _kernels.set_isa(isa)
+            for n in (1, 2, 3):
+                got, _ = cydrop.dropout_add(x, 0 if r is None else r, 0.4, bias=bias, seed=6,
+                                            offset=5, per_sample=True, n_threads=n)
+                _same_bits(got, ref)
+                if bias is None and r is None:
+                    dp, _ = cydrop.drop_path(x, 0.4, training=True, seed=6, offset=5,
+                                             n_threads=n)
+                    _same_bits(dp, RM.drop_path(x, 0.4, 6, 5))
+
+
 def test_dropout_add_large_is_thread_invariant():
     x = _rng(2).standard_normal(600_000).astype(np.float32)
     r = _rng(3).standard_normal(600_000).astype(np.float32)
