@@ -21,8 +21,8 @@ changes the shape.
 
 Run ``pytest bench/bench_transformer.py --benchmark-only`` (six rows: three implementations,
 two modes), or ``python bench/bench_transformer.py [--rounds N] [--shape B,T,D,H] [--json PATH]``
-for the table of shares from one run (each implementation and mode in turn, median of the rounds
-after one warm-up call); the JSON is the ``transformer`` part of the docs' ``modern`` record
+for the table of shares from one run (each implementation in turn, its two modes alternating
+within each round, median of the rounds after one warm-up call each); the JSON is the ``transformer`` part of the docs' ``modern`` record
 (``python -m cydrop.apps.docdata``).
 """
 
@@ -172,7 +172,7 @@ def test_transformer_block(benchmark, n_threads, impl, mode):
     assert out.shape == (B * T, D) and np.isfinite(out).all()
 
 
-def shares(rounds=3, n_threads=None):
+def shares(rounds=7, n_threads=None):
     """{impl: (train seconds, dropout-off seconds, dropout share)}: the median of ``rounds``."""
     n_threads = cydrop.effective_n_threads(n_threads)
     result = {}
@@ -182,16 +182,18 @@ def shares(rounds=3, n_threads=None):
                 import torch  # noqa: F401
             except ImportError:
                 continue
-        times = {}
-        for mode in (True, False):
-            run = Block(impl, mode, n_threads).run
+        # the two modes alternate within each round, so that a drift of the machine's speed
+        # during the run falls on both and not on the share
+        runs = {mode: Block(impl, mode, n_threads).run for mode in (True, False)}
+        samples = {True: [], False: []}
+        for run in runs.values():
             run()
-            samples = []
-            for _ in range(rounds):
+        for _ in range(rounds):
+            for mode, run in runs.items():
                 t0 = time.perf_counter()
                 run()
-                samples.append(time.perf_counter() - t0)
-            times[mode] = float(np.median(samples))
+                samples[mode].append(time.perf_counter() - t0)
+        times = {mode: float(np.median(v)) for mode, v in samples.items()}
         result[impl] = (times[True], times[False], (times[True] - times[False]) / times[True])
     return result
 
@@ -206,8 +208,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="a transformer block's dropout share: cydrop, "
                                              "NumPy and torch, train and dropout off")
     ap.add_argument("rounds", nargs="?", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--rounds", dest="rounds_opt", type=int, default=3,
-                    help="timed calls per implementation and mode (median of; default 3)")
+    ap.add_argument("--rounds", dest="rounds_opt", type=int, default=7,
+                    help="timed calls per implementation and mode, the modes alternating "
+                         "(median of; default 7)")
     ap.add_argument("--shape", metavar="B,T,D,H",
                     help="batch, sequence, width, heads (default: CYDROP_BENCH_TRANSFORMER "
                          "or 8,512,256,8)")
