@@ -31,7 +31,6 @@ Run with ``python bench/bench_modern_ops.py [--json PATH] [--repeat N] [--thread
 """
 
 import argparse
-import json
 import math
 import sys
 
@@ -315,7 +314,7 @@ def test_modern_op(benchmark, n_threads, torch_mod, op, impl):
 
 def main(argv=None):
     """Print the table of one run and, with ``--json``, write it; returns 0."""
-    from cydrop.apps.report import format_table, machine
+    from cydrop.apps.report import format_table, write_run
 
     ap = argparse.ArgumentParser(description="the modern dropout ops against NumPy and torch, "
                                              "every row round-robin in one run")
@@ -343,10 +342,7 @@ def main(argv=None):
           f"round-robin; torch {data['torch']}")
     print(format_table(["op", "shape", "implementation", "ms", "/ cydrop's"], table))
     if args.json:
-        data["machine"] = machine(team)
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.write("\n")
+        write_run(args.json, data, team)
     return 0
 
 

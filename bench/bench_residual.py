@@ -15,7 +15,6 @@ JSON is the ``residual`` part of the docs' ``modern`` record (``python -m cydrop
 """
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -117,7 +116,7 @@ def measure(n, thread_counts, repeat, budget=2.0):
 def main(argv=None):
     """Print the table of one run and, with ``--json``, write it; returns 0."""
     from cydrop.apps.bench import _parse_sizes
-    from cydrop.apps.report import format_table, machine
+    from cydrop.apps.report import format_table, write_run
 
     ap = argparse.ArgumentParser(description="dropout_add against its floor and unfused NumPy, "
                                              "on one thread and on the team, in one run")
@@ -139,10 +138,7 @@ def main(argv=None):
     print(f"dropout_add, {n:,} float32, rate {RATE}, best of {args.repeat}, round-robin")
     print(format_table(["implementation", "threads", "ms", "/ floor", "numpy / this"], table))
     if args.json:
-        data["machine"] = machine(team)
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.write("\n")
+        write_run(args.json, data, team)
     return 0
 
 

@@ -22,8 +22,8 @@ changes the shape.
 Run ``pytest bench/bench_transformer.py --benchmark-only`` (six rows: three implementations,
 two modes), or ``python bench/bench_transformer.py [--rounds N] [--shape B,T,D,H] [--json PATH]``
 for the table of shares from one run (each implementation in turn, its two modes alternating
-within each round, median of the rounds after one warm-up call each); the JSON is the ``transformer`` part of the docs' ``modern`` record
-(``python -m cydrop.apps.docdata``).
+within each round, median of the rounds after one warm-up call each); the JSON is the
+``transformer`` part of the docs' ``modern`` record (``python -m cydrop.apps.docdata``).
 """
 
 import os
@@ -201,9 +201,8 @@ def shares(rounds=7, n_threads=None):
 def main(argv=None):
     """Print the table of shares from one run and, with ``--json``, write it; returns 0."""
     import argparse
-    import json
 
-    from cydrop.apps.report import format_table, machine
+    from cydrop.apps.report import format_table, write_run
 
     ap = argparse.ArgumentParser(description="a transformer block's dropout share: cydrop, "
                                              "NumPy and torch, train and dropout off")
@@ -240,11 +239,8 @@ def main(argv=None):
                 "rounds": rounds, "statistic": "median", "threads": threads,
                 "torch": torch.__version__ if torch is not None and "torch" in res else None,
                 "results": {impl: {"train": t, "off": off, "share": share}
-                            for impl, (t, off, share) in res.items()},
-                "machine": machine(threads, torch)}
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.write("\n")
+                            for impl, (t, off, share) in res.items()}}
+        write_run(args.json, data, threads, torch)
     return 0
 
 

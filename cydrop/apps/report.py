@@ -148,7 +148,27 @@ def write_record(path, name, command, data, threads=None, torch=None):
     """
     record = {"record": name, "command": command, "machine": machine(threads, torch),
               "data": data}
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, indent=1, sort_keys=False)
-        fh.write("\n")
+    _write_json(path, record)
     return record
+
+
+def write_run(path, data, threads=None, torch=None):
+    """Write one benchmark script's run as JSON: ``data`` with its ``machine`` added.
+
+    Parameters
+    ----------
+    path : str
+        The JSON file to write.
+    data : dict
+        The run's measurements (JSON-ready); gains the key ``"machine"``.
+    threads, torch
+        As for :func:`machine`.
+    """
+    data["machine"] = machine(threads, torch)
+    _write_json(path, data)
+
+
+def _write_json(path, obj):
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=1, sort_keys=False)
+        fh.write("\n")
