@@ -5,10 +5,13 @@ alias of ``cydrop.interop.torch``); the rest of cydrop never imports torch.
 
 * Modules, each a subclass of its torch peer (``isinstance`` checks keep working), with
   keyword-only ``seed`` and ``n_threads``: :class:`Dropout`, :class:`Dropout1d`,
-  :class:`Dropout2d`, :class:`Dropout3d`, :class:`AlphaDropout`, :class:`FeatureAlphaDropout`.
+  :class:`Dropout2d`, :class:`Dropout3d`, :class:`AlphaDropout`, :class:`FeatureAlphaDropout`;
+  and :class:`StochasticDepth` (a ``torch.nn.Module`` with the ``(p, mode)`` interface of
+  the torch ecosystem's stochastic depth, running :func:`cydrop.drop_path`).
 * Functional forms, like ``torch.nn.functional``'s, with keyword-only ``seed``, ``offset`` and
   ``n_threads``: :func:`dropout`, :func:`dropout1d`, :func:`dropout2d`, :func:`dropout3d`,
-  :func:`alpha_dropout`, :func:`feature_alpha_dropout`.
+  :func:`alpha_dropout`, :func:`feature_alpha_dropout`, and :func:`stochastic_depth`
+  (``input, p, mode, training=True``).
 * :func:`patch` / :func:`unpatch`: swap every torch dropout layer of a model for cydrop's, with
   per-layer seeds derived by name (:func:`cydrop.derive_seed`), and back.
 * :class:`DropoutFunction`: the ``torch.autograd.Function`` of eager calls; under
@@ -55,6 +58,7 @@ True
 
 import torch as _torch  # noqa: F401  (a clear ImportError when torch is missing)
 
+from cydrop.interop.torch._depth import stochastic_depth
 from cydrop.interop.torch._functional import (
                                               alpha_dropout,
                                               dropout,
@@ -72,11 +76,12 @@ from cydrop.interop.torch._modules import (
                                               Dropout3d,
                                               FeatureAlphaDropout,
                                               ModuleStream,
+                                              StochasticDepth,
 )
 from cydrop.interop.torch._ops import DropoutFunction
 from cydrop.interop.torch._patch import patch, unpatch
 
 __all__ = ["AlphaDropout", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "DropoutFunction",
-           "FeatureAlphaDropout", "ModuleStream", "alpha_dropout", "dropout",
-           "dropout1d", "dropout2d", "dropout3d", "feature_alpha_dropout", "patch", "unpatch",
-           "uses_cydrop"]
+           "FeatureAlphaDropout", "ModuleStream", "StochasticDepth", "alpha_dropout", "dropout",
+           "dropout1d", "dropout2d", "dropout3d", "feature_alpha_dropout", "patch",
+           "stochastic_depth", "unpatch", "uses_cydrop"]

@@ -11,8 +11,8 @@ from cydrop._openmp import effective_n_threads
 from cydrop._seeds import resolve_seed
 from cydrop.interop.torch import _ops
 
-__all__ = ["alpha_dropout", "apply", "check_p", "dropout", "dropout1d", "dropout2d",
-           "dropout3d", "feature_alpha_dropout", "resolve_threads", "uses_cydrop"]
+__all__ = ["alpha_dropout", "apply", "check_p", "check_tensor", "dropout", "dropout1d",
+           "dropout2d", "dropout3d", "feature_alpha_dropout", "resolve_threads", "uses_cydrop"]
 
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _FEATURE_DIMS_MSG = "Feature dropout requires at least 2 dimensions in the input"
@@ -51,7 +51,8 @@ def resolve_threads(n_threads):
     return effective_n_threads(n_threads)
 
 
-def _check_tensor(input):
+def check_tensor(input):
+    """TypeError unless ``input`` is a tensor."""
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
 
@@ -83,11 +84,13 @@ def apply(input, p, inplace, kind, n_threads, seed=None, offset=0, module=None):
 def _mask_numel(input, kind):
     if kind in ("channel", "feature_alpha"):
         return input.shape[0] * input.shape[1]
+    if kind in ("row", "batch"):
+        return input.shape[0] if kind == "row" else 1
     return input.numel()
 
 
 def _common(input, p, training, inplace, n_threads):
-    _check_tensor(input)
+    check_tensor(input)
     p = check_p(p)
     training = _validation.check_bool(training, "training")
     inplace = _validation.check_bool(inplace, "inplace")

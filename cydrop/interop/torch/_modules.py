@@ -6,11 +6,11 @@ import torch.nn.functional as F
 
 from cydrop import _validation
 from cydrop._seeds import resolve_seed
+from cydrop.interop.torch import _depth, _ops
 from cydrop.interop.torch import _functional as _f
-from cydrop.interop.torch import _ops
 
 __all__ = ["AlphaDropout", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
-           "FeatureAlphaDropout", "ModuleStream"]
+           "FeatureAlphaDropout", "ModuleStream", "StochasticDepth"]
 
 
 class ModuleStream:
@@ -139,7 +139,10 @@ def _forward(owner, summary):
 
 
 class _CydropDropout:
-    """What every cydrop module adds to its torch peer: the seed stream and the threads."""
+    """What every cydrop module adds to its torch peer: the seed stream and the threads.
+
+    :class:`StochasticDepth`, which has no torch peer, takes the stream from here too and
+    replaces the rest (``__init__``, ``forward``, ``extra_repr``, ``__setstate__``)."""
 
     _kind = "element"
     _torch = "dropout"
@@ -148,6 +151,9 @@ class _CydropDropout:
         p = _f.check_p(p)
         inplace = _validation.check_bool(inplace, "inplace")
         super().__init__(p, inplace)
+        self._init_stream(seed, n_threads)
+
+    def _init_stream(self, seed, n_threads):
         # not in state_dict: a patched model loads and saves the same checkpoints as before
         self.register_buffer("cydrop_state", _ops.pack_state(resolve_seed(seed), 0),
                              persistent=False)
@@ -172,6 +178,14 @@ class _CydropDropout:
         if not isinstance(input, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
 
+    def _check_unpickled_state(self):
+        self.n_threads = _validation.check_n_threads(getattr(self, "n_threads", None))
+        buf = self._buffers.get("cydrop_state")
+        if not (isinstance(buf, torch.Tensor) and buf.dtype == torch.int64
+                and tuple(buf.shape) == (2,)):
+            raise ValueError("a pickled cydrop module must hold its [seed, offset] int64 buffer "
+                             "'cydrop_state'")
+
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}, seed={self.stream.seed}"
 
@@ -185,12 +199,7 @@ class _CydropDropout:
         # a pickle is data from outside: the same checks as __init__
         self.p = _f.check_p(self.p)
         self.inplace = _validation.check_bool(self.inplace, "inplace")
-        self.n_threads = _validation.check_n_threads(getattr(self, "n_threads", None))
-        buf = self._buffers.get("cydrop_state")
-        if not (isinstance(buf, torch.Tensor) and buf.dtype == torch.int64
-                and tuple(buf.shape) == (2,)):
-            raise ValueError("a pickled cydrop module must hold its [seed, offset] int64 buffer "
-                             "'cydrop_state'")
+        self._check_unpickled_state()
 
 
 _STREAM_DOC = """
@@ -303,3 +312,74 @@ class FeatureAlphaDropout(_CydropDropout, torch.nn.FeatureAlphaDropout):
     _torch = "feature_alpha_dropout"
 
     forward = _forward("FeatureAlphaDropout", "Channel-wise alpha dropout")
+
+
+class StochasticDepth(_CydropDropout, torch.nn.Module):
+    __doc__ = """StochasticDepth(p, mode, *, seed=None, n_threads=None)
+
+    Stochastic depth as a module, the interface of the torch ecosystem's
+    ``StochasticDepth(p, mode)`` running cydrop's kernels (see :func:`stochastic_depth`).
+
+    During training, zeroes each sample of dim 0 (mode ``'row'``) or the whole input (mode
+    ``'batch'``) with probability ``p`` and scales what is kept by ``1 / keep``, where
+    ``keep`` is within 2**-16 of ``1 - p`` (cydrop's realised keep probability, see
+    :func:`stochastic_depth`); in eval mode it is the identity. Tensors cydrop does not take
+    go to the plain torch computation. It is a plain ``torch.nn.Module`` (torch has no peer
+    class to subclass).
+
+    Parameters
+    ----------
+    p : float
+        Probability of DROPPING a sample (or the batch), ``0 <= p <= 1``.
+    mode : {'batch', 'row'}
+        One decision for the whole input, or one per sample of dim 0.""" + _STREAM_DOC + """
+    ``p`` and ``mode`` are checked when the module is built (a ValueError, with the
+    messages of :func:`stochastic_depth`) and again at each call. A call in mode ``'row'``
+    takes ``N`` indices of the stream (rounded up to whole blocks), in mode ``'batch'`` one.
+
+    Examples
+    --------
+    >>> import torch, cydrop.torch
+    >>> m = cydrop.torch.StochasticDepth(0.2, "row", seed=7)
+    >>> m
+    StochasticDepth(p=0.2, mode=row, seed=7)
+    >>> y = m(torch.ones(6, 4))
+    >>> bool((y == y[:, :1]).all())
+    True
+    >>> m.eval()(torch.ones(3)).tolist()
+    [1.0, 1.0, 1.0]
+    """
+
+    def __init__(self, p, mode, *, seed=None, n_threads=None):
+        torch.nn.Module.__init__(self)          # not the dropout __init__ of _CydropDropout
+        self.p = _depth.check_depth_p(p)
+        self.mode = _depth.check_mode(mode)
+        self._init_stream(seed, n_threads)
+
+    def forward(self, input):
+        """Stochastic depth of ``input`` in training mode, the identity in evaluation mode.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            Tensors :func:`uses_cydrop` accepts run cydrop's kernels; any other goes to the
+            plain torch computation.
+
+        Returns
+        -------
+        torch.Tensor
+        """
+        self._check_input(input)
+        p, mode = _depth.check_depth_p(self.p), _depth.check_mode(self.mode)
+        return _depth.depth_call(input, p, mode, self.training, self.n_threads, None, 0,
+                                 module=self)
+
+    def extra_repr(self):
+        return f"p={self.p}, mode={self.mode}, seed={self.stream.seed}"
+
+    def __setstate__(self, state):
+        torch.nn.Module.__setstate__(self, state)
+        # a pickle is data from outside: the same checks as __init__
+        self.p = _depth.check_depth_p(self.p)
+        self.mode = _depth.check_mode(self.mode)
+        self._check_unpickled_state()

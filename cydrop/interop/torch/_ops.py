@@ -66,9 +66,10 @@ class DropoutFunction(torch.autograd.Function):
         Write the result into ``input`` (marked dirty for autograd).
     n_threads : int
         Threads for the kernel (>= 1, capped at the usable cores).
-    kind : {'element', 'channel', 'alpha', 'feature_alpha'}, default='element'
+    kind : {'element', 'channel', 'alpha', 'feature_alpha', 'row', 'batch'}, default='element'
         ``torch.nn.Dropout``, ``Dropout1d/2d/3d`` (one decision per (dim 0, dim 1)),
-        ``AlphaDropout`` or ``FeatureAlphaDropout``.
+        ``AlphaDropout``, ``FeatureAlphaDropout``, or stochastic depth (one decision per
+        sample of dim 0, or one for the whole tensor; ``offset`` then counts samples).
 
     Notes
     -----

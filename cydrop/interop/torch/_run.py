@@ -28,13 +28,15 @@ from cydrop._feature_alpha import (
     feature_alpha_dropout,
     feature_alpha_dropout_backward,
 )
+from cydrop.residual import ResidualCache, drop_path, drop_path_backward
 from cydrop.variants import VariantCache, alpha_dropout, alpha_dropout_backward, dropout_nd
 
 __all__ = ["KINDS", "memory_order", "out_like", "run"]
 
 #: element: torch.nn.Dropout; channel: Dropout1d/2d/3d (one decision per (N, C));
-#: alpha: AlphaDropout; feature_alpha: FeatureAlphaDropout (alpha, one decision per (N, C))
-KINDS = ("element", "channel", "alpha", "feature_alpha")
+#: alpha: AlphaDropout; feature_alpha: FeatureAlphaDropout (alpha, one decision per (N, C));
+#: row / batch: stochastic depth, one decision per sample (dim 0) / for the whole tensor
+KINDS = ("element", "channel", "alpha", "feature_alpha", "row", "batch")
 _CHANNEL_KINDS = ("channel", "feature_alpha")
 _NATIVE = {torch.float32: np.float32, torch.float64: np.float64}
 _HALF = (torch.float16, torch.bfloat16)
@@ -111,6 +113,8 @@ def _from_numpy(a, dtype):
 
 def _op(kind, backward, a, p, seed, offset, threads, noise_shape):
     """The cydrop op on the NumPy array ``a`` (row-major): a new array."""
+    if kind in ("row", "batch"):
+        return _depth(kind, backward, a, p, seed, offset, threads)
     if kind == "element":
         return _dropout(a, p, seed=seed, offset=offset, n_threads=threads)[0]
     if kind == "channel":
@@ -127,6 +131,19 @@ def _op(kind, backward, a, p, seed, offset, threads, noise_shape):
         return feature_alpha_dropout_backward(a, cache, n_threads=threads)
     return feature_alpha_dropout(a, p, noise_shape=noise_shape, seed=seed, offset=offset,
                                  n_threads=threads)[0]
+
+
+def _depth(kind, backward, a, p, seed, offset, threads):
+    """Stochastic depth: :func:`cydrop.drop_path` on ``a`` ("row", ``a.ndim >= 1``) or on its
+    ``(1, a.size)`` view ("batch": one sample, one decision); the backward from the seed."""
+    view = a.reshape(1, -1) if kind == "batch" else a
+    if backward:
+        cache = ResidualCache("per_sample", p, seed, offset, view.shape, view.dtype)
+        out = drop_path_backward(view, cache, n_threads=threads)
+    else:
+        out = drop_path(view, p, training=True, seed=seed, offset=offset,
+                        n_threads=threads)[0]
+    return out.reshape(a.shape)
 
 
 def _compute(kind, backward, src, p, seed, offset, threads, noise_shape):
