@@ -124,6 +124,20 @@ ctypedef struct SoftmaxCtx:
     double scale
 
 
+cdef int _rows_ctx(SoftmaxCtx *c, str name, int64_t n, int64_t L, uint64_t seed,
+                   uint64_t offset, uint32_t thr, double scale) except -1:
+    """The row geometry, kernel table and draw parameters of a softmax call (forward or
+    backward) over ``name``'s ``n`` elements in rows of ``L``; the data pointers are the
+    caller's."""
+    if L <= 0 or n % L:
+        raise ValueError(f"L must divide {name}'s {n} elements, got {L}")
+    c.k = <const modern_table *>active_kernels()
+    c.L, c.rows = L, n // L
+    c.per = max(1, CYDROP_CHUNK // L)
+    c.key, c.offset, c.thr, c.scale = cydrop_seed_key(seed), offset, thr, scale
+    return 0
+
+
 cdef void _softmax_f32_task(void *ctx, int64_t t) noexcept nogil:
     cdef SoftmaxCtx *c = <SoftmaxCtx *>ctx
     cdef int64_t r0 = t * c.per
@@ -148,16 +162,11 @@ def softmax_dropout(const floating[::1] z,   # IN, rows * L, C order
     cdef SoftmaxCtx c
     if n == 0:
         return
-    if L <= 0 or n % L:
-        raise ValueError(f"L must divide z's {n} elements, got {L}")
+    _rows_ctx(&c, "z", n, L, seed, offset, thr, scale)
     _check_len("y", y.shape[0], n)
     if p is not None:
         _check_len("p", p.shape[0], n)
-    c.k = <const modern_table *>active_kernels()
     c.z, c.y, c.p = &z[0], &y[0], (&p[0] if p is not None else NULL)
-    c.L, c.rows = L, n // L
-    c.per = max(1, CYDROP_CHUNK // L)
-    c.key, c.offset, c.thr, c.scale = cydrop_seed_key(seed), offset, thr, scale
     with nogil:
         run_tasks(_softmax_f32_task if floating is float else _softmax_f64_task, &c,
                   (c.rows + c.per - 1) // c.per, n * SOFTMAX_WORK, n_threads)
@@ -189,15 +198,10 @@ def softmax_dropout_backward(const floating[::1] dout,   # IN, rows * L, C order
     cdef SoftmaxCtx c
     if n == 0:
         return
-    if L <= 0 or n % L:
-        raise ValueError(f"L must divide dout's {n} elements, got {L}")
+    _rows_ctx(&c, "dout", n, L, seed, offset, thr, scale)
     _check_len("p", p.shape[0], n)
     _check_len("dz", dz.shape[0], n)
-    c.k = <const modern_table *>active_kernels()
     c.z, c.p, c.y = &dout[0], <void *>&p[0], &dz[0]
-    c.L, c.rows = L, n // L
-    c.per = max(1, CYDROP_CHUNK // L)
-    c.key, c.offset, c.thr, c.scale = cydrop_seed_key(seed), offset, thr, scale
     with nogil:
         run_tasks(_softmax_backward_f32_task if floating is float
                   else _softmax_backward_f64_task, &c,
